@@ -1,0 +1,3 @@
+from maskprep.cli import main
+
+main()

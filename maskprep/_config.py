@@ -43,6 +43,7 @@ class BuildConfig:
     shard_size: int = 64
     zstd_level: int = 3
     class_names: tuple[str, ...] = ("background", "object")
+    max_pixels: int = 2**28
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -82,6 +83,8 @@ class BuildConfig:
             raise ValueError(f"spacing must be 2 or 3 positive numbers, got {self.spacing}")
         if not isinstance(self.shard_size, int) or self.shard_size < 1:
             raise ValueError(f"shard_size must be a positive integer, got {self.shard_size!r}")
+        if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be a positive integer, got {self.max_pixels!r}")
         if not isinstance(self.zstd_level, int) or not -7 <= self.zstd_level <= 22:
             raise ValueError(f"zstd_level must be an integer in [-7, 22], got {self.zstd_level!r}")
 

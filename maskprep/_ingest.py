@@ -112,6 +112,15 @@ def _inside(root: Path, path: Path) -> bool:
     return True
 
 
+def _check_name(path: Path) -> None:
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(
+            f"{path.parent}: file name {path.name!r} is not valid UTF-8; rename the file"
+        ) from None
+
+
 def _files_by_stem(root: Path, folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     if not folder.is_dir():
@@ -121,6 +130,7 @@ def _files_by_stem(root: Path, folder: Path) -> dict[str, Path]:
             continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
+        _check_name(path)
         if not _inside(root, path):
             raise DataError(f"{path}: resolves outside the dataset directory {root}")
         stem = path.stem
@@ -192,6 +202,7 @@ def _discover_dsb2018(root: Path) -> list[tuple[str, Path, tuple[Path, ...], Pat
         if not child.is_dir() or child.name.startswith("."):
             continue
         stem = child.name
+        _check_name(child)
         if not _inside(root, child):
             raise DataError(f"{child}: resolves outside the dataset directory {root}")
         image = child / "images" / f"{stem}.png"
@@ -200,6 +211,7 @@ def _discover_dsb2018(root: Path) -> list[tuple[str, Path, tuple[Path, ...], Pat
         masks_dir = child / "masks"
         masks = tuple(p for p in sorted(masks_dir.glob("*.png")) if not p.name.startswith("."))
         for m in masks:
+            _check_name(m)
             if not _inside(root, m):
                 raise DataError(f"{m}: resolves outside the dataset directory {root}")
         found.append((stem, image, masks, None))
@@ -251,17 +263,34 @@ def discover(root: str | os.PathLike[str], layout: str = "auto") -> Dataset:
     return Dataset(root_path, layout, samples)
 
 
-def _read_array(path: Path, what: str) -> np.ndarray:
+def _too_big(path: Path, what: str, n: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and n > max_pixels:
+        raise DataError(
+            f"{path}: {what} has {n:,} pixel values, more than the limit of {max_pixels:,} "
+            "(a decompression bomb? raise --max-pixels if the file is genuine)"
+        )
+
+
+def _read_array(path: Path, what: str, max_pixels: int | None = None) -> np.ndarray:
+    # The size is checked from the header before anything is decoded, so a
+    # small file claiming a huge image cannot exhaust memory.
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            return np.asarray(tifffile.imread(path))
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                _too_big(path, what, int(np.prod(series.shape)), max_pixels)
+                return np.asarray(series.asarray())
         from PIL import Image
 
         with Image.open(path) as im:
+            w, h = im.size
+            _too_big(path, what, w * h * len(im.getbands()), max_pixels)
             im.load()
             return np.asarray(im)
+    except DataError:
+        raise
     except Exception as exc:  # any decoder failure means the same thing to the user
         raise DataError(f"{path}: cannot read {what}: {exc}") from None
 
@@ -297,7 +326,9 @@ def _spatial_image(image: np.ndarray, shape: tuple[int, ...], src: SampleSource)
     )
 
 
-def read_sample(src: SampleSource, *, unlabeled_value: int | None = None) -> LoadedSample:
+def read_sample(
+    src: SampleSource, *, unlabeled_value: int | None = None, max_pixels: int | None = None
+) -> LoadedSample:
     """Read and check one sample's image, instance labels and unannotated pixels.
 
     Raises
@@ -306,14 +337,14 @@ def read_sample(src: SampleSource, *, unlabeled_value: int | None = None) -> Loa
         Naming the file, for unreadable files, shape mismatches, float or
         negative or RGB masks, and overlapping dsb2018 instance masks.
     """
-    image = _read_array(src.image, "image")
+    image = _read_array(src.image, "image", max_pixels)
     if src.layout == "dsb2018":
-        instances, void = _instances_from_binary_masks(src, image)
+        instances, void = _instances_from_binary_masks(src, image, max_pixels)
     else:
-        raw = _check_label_array(_read_array(src.masks[0], "mask"), src.masks[0])
+        raw = _check_label_array(_read_array(src.masks[0], "mask", max_pixels), src.masks[0])
         instances, void = _instances_from_label_image(raw, src.masks[0], unlabeled_value)
     if src.unlabeled is not None:
-        extra = _read_array(src.unlabeled, "unlabeled mask")
+        extra = _read_array(src.unlabeled, "unlabeled mask", max_pixels)
         if extra.ndim == instances.ndim + 1 and extra.shape[-1] in (3, 4):
             extra = np.any(extra, axis=-1)
         if extra.shape != instances.shape:
@@ -344,12 +375,12 @@ def _instances_from_label_image(
 
 
 def _instances_from_binary_masks(
-    src: SampleSource, image: np.ndarray
+    src: SampleSource, image: np.ndarray, max_pixels: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     instances: np.ndarray | None = None
     owner: list[Path] = []
     for k, path in enumerate(src.masks, start=1):
-        m = _read_array(path, "instance mask")
+        m = _read_array(path, "instance mask", max_pixels)
         if m.ndim == 3 and m.shape[-1] in (3, 4):
             m = m[..., 0]
         if m.ndim != 2:

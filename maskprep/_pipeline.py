@@ -5,16 +5,23 @@ integer class statistics; the train split's statistics are merged by a Dask tree
 reduction. The class weights follow from them. Pass 2 re-reads each shard's
 samples, fills void, computes the border weight maps and writes the shard. A
 task owns a whole shard, so no two tasks ever write parts of the same shard
-(zarr would silently lose samples).
+(zarr would silently lose samples); a task that is retried or re-run rewrites
+the same bytes.
+
+A build is resumable: each finished shard leaves a marker with its checksums,
+and re-running the same command on an incomplete store writes only the missing
+shards. Changed inputs or parameters are detected and refused.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -22,32 +29,44 @@ import numpy as np
 from maskprep._border import border_weights
 from maskprep._class_weights import ClassStats, class_weights
 from maskprep._config import BuildConfig
-from maskprep._errors import DataError
+from maskprep._errors import DataError, StoreError
 from maskprep._ingest import Dataset, LoadedSample, SampleSource, discover, read_sample
+from maskprep._location import Location
 from maskprep._store import (
+    ARRAY_NAMES,
     FORMAT_VERSION,
     StoreLayout,
     create_store,
+    done_shards,
     mark_complete,
-    prepare_output,
+    read_attrs,
+    record_shard,
+    shard_checksums,
 )
 from maskprep._version import __version__
 
 __all__ = [
+    "ON_ERROR",
     "SCHEDULERS",
     "BuildSummary",
     "SampleInfo",
+    "SampleProblem",
     "build_weights",
     "sample_arrays",
     "semantic_labels",
 ]
 
 SCHEDULERS = ("threads", "processes", "sync", "local-cluster")
+ON_ERROR = ("fail", "skip")
+
+# Test hook: seconds each shard task sleeps first, so a test can kill a build
+# between shards. Never set in normal use.
+_SHARD_DELAY_ENV = "MASKPREP_TEST_SHARD_DELAY"
 
 
 @dataclass(frozen=True)
 class SampleInfo:
-    """What pass 1 learns about one sample."""
+    """What pass 1 learns about one good sample."""
 
     sample_id: str
     split: str
@@ -57,13 +76,22 @@ class SampleInfo:
     class_counts: tuple[int, ...]
     void_pixels: int
     n_instances: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SampleProblem:
+    """A sample pass 1 could not use, and why (message names the file)."""
+
+    sample_id: str
+    message: str
 
 
 @dataclass(frozen=True)
 class BuildSummary:
     """Result of :func:`build_weights`."""
 
-    out: Path
+    out: str
     n_samples: int
     n_train: int
     n_valid: int
@@ -73,6 +101,10 @@ class BuildSummary:
     void_pixels: int
     bytes_on_disk: int
     seconds: float
+    shards_written: int
+    shards_skipped: int
+    quarantined: tuple[dict[str, str], ...] = ()
+    notes: tuple[dict[str, str], ...] = ()
 
 
 def semantic_labels(
@@ -98,39 +130,72 @@ def _count_classes(labels: np.ndarray, void_label: int, num_classes: int) -> np.
     return np.bincount(valid.ravel(), minlength=num_classes).astype(np.int64)[:num_classes]
 
 
+def _split_instances(instances: np.ndarray) -> list[int]:
+    """Ids whose pixels form more than one connected piece (full connectivity)."""
+    from skimage.measure import label
+
+    pieces = label(instances, background=0, connectivity=instances.ndim)
+    n = int(pieces.max())
+    if n == 0:
+        return []
+    id_of_piece = np.zeros(n + 1, dtype=np.int64)
+    id_of_piece[pieces.ravel()] = instances.ravel()
+    ids, counts = np.unique(id_of_piece[1:], return_counts=True)
+    return [int(i) for i in ids[counts > 1]]
+
+
 def _load(src: SampleSource, config: BuildConfig) -> LoadedSample:
-    return read_sample(src, unlabeled_value=config.unlabeled_value)
+    return read_sample(src, unlabeled_value=config.unlabeled_value, max_pixels=config.max_pixels)
+
+
+def _scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo:
+    s = _load(src, config)
+    c = config.num_classes
+    labels = semantic_labels(s.instances, s.void, config.void_label, np.uint16)
+    per = _count_classes(labels, config.void_label, c)
+    ids = np.unique(s.instances)
+    n_inst = int(ids.size - (1 if ids.size and ids[0] == 0 else 0))
+    channels = s.image.shape[-1] if s.image.ndim == s.instances.ndim + 1 else None
+    notes = []
+    split = _split_instances(s.instances)
+    if split:
+        shown = ", ".join(str(i) for i in split[:10])
+        more = f" and {len(split) - 10} more" if len(split) > 10 else ""
+        notes.append(
+            f"{src.masks[0] if src.masks else src.image}: instance id(s) {shown}{more} "
+            "have several separate pieces (kept as one instance each)"
+        )
+    return SampleInfo(
+        sample_id=src.sample_id,
+        split=src.split,
+        shape=tuple(int(n) for n in s.instances.shape),
+        channels=None if channels is None else int(channels),
+        image_dtype=str(s.image.dtype),
+        class_counts=tuple(int(n) for n in per),
+        void_pixels=int(s.void.sum()),
+        n_instances=n_inst,
+        notes=tuple(notes),
+    )
 
 
 def _scan_group(
     sources: Sequence[SampleSource], config: BuildConfig
-) -> tuple[list[SampleInfo], ClassStats]:
-    infos = []
+) -> tuple[list[SampleInfo | SampleProblem], ClassStats]:
+    results: list[SampleInfo | SampleProblem] = []
     c = config.num_classes
     counts = np.zeros(c, dtype=np.int64)
     present = np.zeros(c, dtype=np.int64)
     images_with = np.zeros(c, dtype=np.int64)
     n_train = 0
     for src in sources:
-        s = _load(src, config)
-        labels = semantic_labels(s.instances, s.void, config.void_label, np.uint16)
-        per = _count_classes(labels, config.void_label, c)
-        ids = np.unique(s.instances)
-        n_inst = int(ids.size - (1 if ids.size and ids[0] == 0 else 0))
-        channels = s.image.shape[-1] if s.image.ndim == s.instances.ndim + 1 else None
-        infos.append(
-            SampleInfo(
-                sample_id=src.sample_id,
-                split=src.split,
-                shape=tuple(int(n) for n in s.instances.shape),
-                channels=None if channels is None else int(channels),
-                image_dtype=str(s.image.dtype),
-                class_counts=tuple(int(n) for n in per),
-                void_pixels=int(s.void.sum()),
-                n_instances=n_inst,
-            )
-        )
+        try:
+            info = _scan_sample(src, config)
+        except DataError as exc:
+            results.append(SampleProblem(src.sample_id, str(exc)))
+            continue
+        results.append(info)
         if src.split == "train":
+            per = np.asarray(info.class_counts, dtype=np.int64)
             n_train += 1
             counts += per
             on = per > 0
@@ -142,14 +207,14 @@ def _scan_group(
         image_counts=tuple(int(n) for n in images_with),
         n_images=n_train,
     )
-    return infos, stats
+    return results, stats
 
 
 def _add_stats(a: ClassStats, b: ClassStats) -> ClassStats:
     return a + b
 
 
-def _stats_of(scan: tuple[list[SampleInfo], ClassStats]) -> ClassStats:
+def _stats_of(scan: tuple[list[SampleInfo | SampleProblem], ClassStats]) -> ClassStats:
     return scan[1]
 
 
@@ -173,8 +238,20 @@ def sample_arrays(
     """
     s = _load(src, config)
     labels = semantic_labels(s.instances, s.void, config.void_label, labels_dtype)
+    return {
+        "image": s.image,
+        "labels": labels,
+        "instances": s.instances,
+        "weights": weight_map(s.instances, labels, config, weight_lut),
+    }
+
+
+def weight_map(
+    instances: np.ndarray, labels: np.ndarray, config: BuildConfig, weight_lut: np.ndarray
+) -> np.ndarray:
+    """Class weight plus border term; 0 on void (``weight_lut[void_label] == 0``)."""
     border = border_weights(
-        s.instances,
+        instances,
         w0=config.w0,
         sigma=config.sigma,
         spacing=config.spacing,
@@ -182,27 +259,46 @@ def sample_arrays(
         tolerance=config.tolerance,
     )
     weights = weight_lut[labels] + border
-    weights[s.void] = 0.0
-    return {"image": s.image, "labels": labels, "instances": s.instances, "weights": weights}
+    weights[labels == config.void_label] = 0.0
+    return weights
+
+
+def _write_blocks(
+    loc: Location, layout: StoreLayout, shard: int, start: int, blocks: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    import zarr
+
+    group = zarr.open_group(loc.zarr_store(), mode="r+")
+    for name, block in blocks.items():
+        group[name][start : start + block.shape[0]] = block  # type: ignore[index]
+    record = {
+        "shard": shard,
+        "samples": [start, start + next(iter(blocks.values())).shape[0]],
+        "checksums": shard_checksums(loc, layout, shard),
+    }
+    record_shard(loc, shard, record)
+    return record
 
 
 def _write_shard(
-    out: str,
+    loc: Location,
+    shard: int,
     start: int,
     sources: Sequence[SampleSource],
     infos: Sequence[SampleInfo],
     config: BuildConfig,
     layout: StoreLayout,
     weight_lut: np.ndarray,
-) -> int:
-    import zarr
-
+) -> dict[str, Any]:
+    delay = float(os.environ.get(_SHARD_DELAY_ENV, "0") or 0)
+    if delay:
+        time.sleep(delay)
     n = len(sources)
     blocks = {
         name: np.full(
             (n, *layout.array_shape(name)[1:]), layout.fill_value(name), dtype=layout.dtype(name)
         )
-        for name in ("image", "labels", "instances", "weights")
+        for name in ARRAY_NAMES
     }
     for j, (src, info) in enumerate(zip(sources, infos, strict=True)):
         arrays = sample_arrays(src, config, weight_lut, layout.dtype("labels"))
@@ -214,88 +310,167 @@ def _write_shard(
         window: tuple[int | slice, ...] = (j, *(slice(0, k) for k in info.shape))
         for name, arr in arrays.items():
             blocks[name][window] = arr
-    group = zarr.open_group(out, mode="r+")
-    for name, block in blocks.items():
-        group[name][start : start + n] = block  # type: ignore[index]
-    return start
+    return _write_blocks(loc, layout, shard, start, blocks)
 
 
-def _plan_layout(infos: Sequence[SampleInfo], config: BuildConfig, dataset: Dataset) -> StoreLayout:
+def _plan_layout(
+    infos: Sequence[SampleInfo], sources: Sequence[SampleSource], config: BuildConfig
+) -> StoreLayout:
     first = infos[0]
     ndim = len(first.shape)
-    for info, src in zip(infos, dataset.samples, strict=True):
+    for info, src in zip(infos, sources, strict=True):
         if len(info.shape) != ndim:
             raise DataError(
-                f"{src.image}: is {len(info.shape)}D but {dataset.samples[0].image} is {ndim}D; "
+                f"{src.image}: is {len(info.shape)}D but {sources[0].image} is {ndim}D; "
                 "a dataset must be all 2D or all 3D"
             )
         if info.channels != first.channels:
             raise DataError(
                 f"{src.image}: has {info.channels or 1} channel(s) but "
-                f"{dataset.samples[0].image} has {first.channels or 1}"
+                f"{sources[0].image} has {first.channels or 1}"
             )
     if config.spacing is not None and len(config.spacing) != ndim:
         raise DataError(
-            f"{dataset.root}: spacing {config.spacing} has {len(config.spacing)} values "
-            f"for {ndim}D images"
+            f"spacing {config.spacing} has {len(config.spacing)} values for {ndim}D images "
+            f"(e.g. {sources[0].image})"
         )
     spatial = tuple(max(info.shape[a] for info in infos) for a in range(ndim))
     image_dtype = np.result_type(*[np.dtype(info.image_dtype) for info in infos])
     if image_dtype == np.bool_:
         image_dtype = np.dtype(np.uint8)
-    labels_dtype = "uint8" if max(config.void_label, config.num_classes - 1) <= 255 else "uint16"
     return StoreLayout(
         n_samples=len(infos),
         spatial_shape=spatial,
         channels=first.channels,
         image_dtype=str(image_dtype),
-        labels_dtype=labels_dtype,
+        labels_dtype=labels_dtype(config),
         shard_size=config.shard_size,
         void_label=config.void_label,
     )
 
 
-def _compute(tasks: list[Any], scheduler: str, workers: int | None, progress: bool) -> list[Any]:
-    import dask
+def labels_dtype(config: BuildConfig) -> str:
+    """Smallest unsigned dtype holding every class and the void label."""
+    return "uint8" if max(config.void_label, config.num_classes - 1) <= 255 else "uint16"
 
-    if scheduler == "local-cluster" or "://" in scheduler:
-        from distributed import Client, LocalCluster
-        from distributed import progress as dist_progress
 
-        if scheduler == "local-cluster":
-            cluster = LocalCluster(
-                n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            client = Client(cluster)
-        else:
-            cluster = None
-            client = Client(scheduler)
-        try:
-            futures = client.compute(tasks)
-            if progress:
+def weight_lookup(config: BuildConfig, weights: Sequence[float]) -> np.ndarray:
+    """float32 table label -> class weight, 0 for void and unused values."""
+    lut = np.zeros(max(config.void_label, config.num_classes - 1) + 1, dtype=np.float32)
+    lut[: config.num_classes] = np.asarray(weights, dtype=np.float64).astype(np.float32)
+    lut[config.void_label] = 0.0
+    return lut
+
+
+class _Runner:
+    """Runs lists of delayed tasks on the chosen scheduler; one cluster per build."""
+
+    def __init__(self, scheduler: str, workers: int | None, progress: bool, retries: int) -> None:
+        self.scheduler = scheduler
+        self.workers = workers
+        self.progress = progress
+        self.retries = retries
+        self.client: Any = None
+        self.cluster: Any = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.scheduler == "local-cluster" or "://" in self.scheduler
+
+    def __enter__(self) -> _Runner:
+        if self.distributed:
+            from distributed import Client, LocalCluster
+
+            if self.scheduler == "local-cluster":
+                self.cluster = LocalCluster(
+                    n_workers=self.workers or 2,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+                self.client = Client(self.cluster)
+            else:
+                self.client = Client(self.scheduler)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def compute(self, tasks: list[Any]) -> list[Any]:
+        import dask
+
+        if not tasks:
+            return []
+        if self.client is not None:
+            from distributed import progress as dist_progress
+
+            futures = self.client.compute(tasks, retries=self.retries)
+            if self.progress:
                 dist_progress(futures)
-            return list(client.gather(futures))
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    kwargs: dict[str, Any] = {"scheduler": scheduler}
-    if workers is not None and scheduler != "sync":
-        kwargs["num_workers"] = workers
-    if progress:
-        from dask.diagnostics import ProgressBar
+            return list(self.client.gather(futures))
+        kwargs: dict[str, Any] = {"scheduler": self.scheduler}
+        if self.workers is not None and self.scheduler != "sync":
+            kwargs["num_workers"] = self.workers
+        if self.progress:
+            from dask.diagnostics import ProgressBar
 
-        with ProgressBar():
-            return list(dask.compute(*tasks, **kwargs))
-    return list(dask.compute(*tasks, **kwargs))
+            with ProgressBar():
+                return list(dask.compute(*tasks, **kwargs))
+        return list(dask.compute(*tasks, **kwargs))
 
 
-def _dir_size(path: Path) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            total += os.path.getsize(os.path.join(dirpath, f))
-    return total
+def _inputs_digest(dataset: Dataset) -> str:
+    """Digest of the input files' names, sizes and modification times."""
+    h = hashlib.sha256()
+    root = dataset.root.resolve()
+    for s in dataset.samples:
+        for p in s.files():
+            st = p.stat()
+            rel = str(p.resolve().relative_to(root))
+            h.update(f"{s.sample_id}\0{s.split}\0{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _problems_error(problems: Sequence[SampleProblem], n: int) -> DataError:
+    lines = [p.message for p in problems[:10]]
+    more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
+    head = (
+        f"{len(problems)} of {n} samples have problems "
+        "(use --on-error skip to build without them):\n"
+        if len(problems) > 1
+        else ""
+    )
+    return DataError(head + "\n".join(lines) + more)
+
+
+def _summary(
+    loc: Location, meta: dict[str, Any], t0: float, written: int, skipped: int
+) -> BuildSummary:
+    split = meta["split"]
+    return BuildSummary(
+        out=str(loc),
+        n_samples=len(split),
+        n_train=sum(s == "train" for s in split),
+        n_valid=sum(s == "valid" for s in split),
+        class_names=tuple(meta["class_names"]),
+        class_counts=tuple(meta["class_counts"]),
+        class_weights=tuple(meta["class_weights"]),
+        void_pixels=sum(meta["void_pixels"]),
+        bytes_on_disk=loc.size(),
+        seconds=time.perf_counter() - t0,
+        shards_written=written,
+        shards_skipped=skipped,
+        quarantined=tuple(meta.get("quarantine", [])),
+        notes=tuple(meta.get("notes", [])),
+    )
 
 
 def build_weights(
@@ -307,27 +482,41 @@ def build_weights(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    on_error: str = "fail",
+    retries: int = 2,
+    storage_options: dict[str, Any] | None = None,
 ) -> BuildSummary:
     """Build a zarr v3 store of training-ready shards from a dataset directory.
+
+    Re-running the same call on a store whose build was interrupted writes only
+    the shards still missing; on a complete store it does nothing.
 
     Parameters
     ----------
     dataset_dir : path
         Dataset in the ``instances`` or ``dsb2018`` layout (see :func:`discover`).
-    out : path
-        Output ``.zarr`` directory; must not exist unless it is a maskprep store
-        and ``overwrite`` is given.
+    out : path or URL
+        Output ``.zarr`` location (``s3://bucket/x.zarr`` and other fsspec URLs
+        work with the matching fsspec backend installed).
     config : BuildConfig, optional
         Void label, class weight scheme, border term parameters, shard size.
     scheduler : {"threads", "processes", "sync", "local-cluster"} or str
         Dask scheduler; an address such as ``tcp://host:8786`` uses that
         dask-distributed cluster.
     workers : int, optional
-        Number of local workers.
+        Number of local workers (threads, processes or LocalCluster workers).
     overwrite : bool
         Replace an existing maskprep store at ``out``.
     progress : bool
         Show a progress bar.
+    on_error : {"fail", "skip"}
+        With ``skip``, samples with bad input are left out and listed in the
+        store's ``quarantine`` metadata instead of failing the build.
+    retries : int
+        Task retries on a dask-distributed cluster.
+    storage_options : dict, optional
+        fsspec options for URL outputs (credentials otherwise come from the
+        environment as usual).
 
     Returns
     -------
@@ -354,25 +543,113 @@ def build_weights(
             f"scheduler must be one of {', '.join(SCHEDULERS)} or a tcp:// address, "
             f"got {scheduler!r}"
         )
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     dataset = discover(dataset_dir, config.layout)
-    out_path = Path(out)
-    prepare_output(out_path, overwrite=overwrite)
+    loc = Location.parse(out, storage_options)
+    inputs_digest = _inputs_digest(dataset)
+    wanted = {"config": config.to_dict(), "on_error": on_error, "inputs_digest": inputs_digest}
+
+    existing = read_attrs(loc)
+    if existing is None and not loc.is_empty():
+        raise StoreError(
+            f"{loc}: exists and is not a maskprep store; refusing to write into it "
+            "(choose another --out path)"
+        )
+    resume: dict[str, Any] | None = None
+    if existing is not None:
+        same = all(existing.get(k) == v for k, v in wanted.items())
+        if overwrite:
+            loc.remove()
+        elif not same:
+            raise StoreError(
+                f"{loc}: a maskprep store built from other inputs or parameters is already "
+                "there; pass --overwrite to replace it"
+            )
+        elif existing.get("complete"):
+            return _summary(loc, existing, t0, 0, len(existing.get("shard_checksums", [])))
+        elif existing.get("stage") == "writing":
+            resume = existing
+        else:
+            loc.remove()  # creation was interrupted: nothing in it is worth keeping
+
+    with _Runner(scheduler, workers, progress, retries) as runner:
+        if resume is None:
+            meta, infos, good = _scan_and_create(dataset, loc, config, runner, on_error, wanted)
+        else:
+            meta = resume
+            by_id = {s.sample_id: s for s in dataset.samples}
+            good = [by_id[i] for i in meta["sample_ids"]]
+            infos = _infos_from_meta(meta, loc)
+        layout = StoreLayout.from_dict(meta["layout_info"])
+        lut = weight_lookup(config, meta["class_weights"])
+        done = done_shards(loc)
+        writes = [
+            dask.delayed(_write_shard)(loc, k, a, good[a:b], infos[a:b], config, layout, lut)
+            for k, (a, b) in enumerate(layout.shard_bounds())
+            if k not in done
+        ]
+        runner.compute(writes)
+    records = done_shards(loc)
+    n_shards = len(layout.shard_bounds())
+    missing = [k for k in range(n_shards) if k not in records]
+    if missing:
+        raise StoreError(f"{loc}: shards {missing[:10]} were not written; re-run to complete")
+    meta = {**meta, "shard_checksums": [records[k]["checksums"] for k in range(n_shards)]}
+    final = mark_complete(loc, meta)
+    return _summary(loc, final, t0, len(writes), n_shards - len(writes))
+
+
+def _infos_from_meta(meta: dict[str, Any], loc: Location) -> list[SampleInfo]:
+    import zarr
+
+    shapes = np.asarray(zarr.open_array(loc.zarr_store(), path="shapes", mode="r")[:])
+    channels = meta["layout_info"]["channels"]
+    return [
+        SampleInfo(
+            sample_id=sid,
+            split=split,
+            shape=tuple(int(v) for v in shapes[i]),
+            channels=channels,
+            image_dtype=meta["layout_info"]["image_dtype"],
+            class_counts=tuple(meta["sample_class_counts"][i]),
+            void_pixels=int(meta["void_pixels"][i]),
+            n_instances=int(meta["instance_counts"][i]),
+        )
+        for i, (sid, split) in enumerate(zip(meta["sample_ids"], meta["split"], strict=True))
+    ]
+
+
+def _scan_and_create(
+    dataset: Dataset,
+    loc: Location,
+    config: BuildConfig,
+    runner: _Runner,
+    on_error: str,
+    wanted: dict[str, Any],
+) -> tuple[dict[str, Any], list[SampleInfo], list[SampleSource]]:
+    import dask
 
     samples = dataset.samples
     step = config.shard_size
     bounds = [(a, min(a + step, len(samples))) for a in range(0, len(samples), step)]
     scans = [dask.delayed(_scan_group)(samples[a:b], config) for a, b in bounds]
     stats_total = _tree_sum([dask.delayed(_stats_of)(s) for s in scans], _add_stats)
-    results = _compute([*scans, stats_total], scheduler, workers, progress)
-    infos = [info for group_infos, _ in results[:-1] for info in group_infos]
+    results = runner.compute([*scans, stats_total])
+    scanned = [r for group_results, _ in results[:-1] for r in group_results]
     stats: ClassStats = results[-1]
+    problems = [r for r in scanned if isinstance(r, SampleProblem)]
+    if problems and on_error == "fail":
+        raise _problems_error(problems, len(samples))
+    infos = [r for r in scanned if isinstance(r, SampleInfo)]
+    good = [s for s, r in zip(samples, scanned, strict=True) if isinstance(r, SampleInfo)]
+    if not infos:
+        raise DataError(f"{dataset.root}: no usable samples ({len(problems)} had problems)")
 
-    layout = _plan_layout(infos, config, dataset)
+    layout = _plan_layout(infos, good, config)
     weights = class_weights(stats, config.class_weights, class_names=config.class_names)
-    lut_size = max(config.void_label, config.num_classes - 1) + 1
-    weight_lut = np.zeros(lut_size, dtype=np.float32)
-    weight_lut[: config.num_classes] = weights.astype(np.float32)
-
     root = dataset.root.resolve()
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -390,8 +667,8 @@ def build_weights(
         "border_region": config.border_region,
         "tolerance": config.tolerance,
         "spacing": None if config.spacing is None else list(config.spacing),
-        "sample_ids": [s.sample_id for s in samples],
-        "split": [s.split for s in samples],
+        "sample_ids": [i.sample_id for i in infos],
+        "split": [i.split for i in infos],
         "instance_counts": [i.n_instances for i in infos],
         "sample_class_counts": [list(i.class_counts) for i in infos],
         "void_pixels": [i.void_pixels for i in infos],
@@ -399,35 +676,18 @@ def build_weights(
         "shard_size": config.shard_size,
         "inputs": [
             {"path": str(p.resolve().relative_to(root)), "bytes": p.stat().st_size}
-            for s in samples
+            for s in good
             for p in s.files()
         ],
-        "config": config.to_dict(),
+        "quarantine": [{"sample_id": p.sample_id, "error": p.message} for p in problems],
+        "notes": [{"sample_id": i.sample_id, "note": n} for i in infos for n in i.notes],
+        **wanted,
     }
-    create_store(out_path, layout, metadata, config.zstd_level)
+    # zarr attributes are JSON: fail here, before anything is written, if not.
+    json.dumps(metadata)
+    shapes = np.asarray([i.shape for i in infos], dtype=np.int32)
+    create_store(loc, layout, metadata, config.zstd_level, shapes=shapes)
+    meta = read_attrs(loc)
+    assert meta is not None
+    return meta, infos, good
 
-    import zarr
-
-    shapes = zarr.open_array(str(out_path / "shapes"), mode="r+")
-    shapes[:] = np.asarray([i.shape for i in infos], dtype=np.int32)
-
-    writes = [
-        dask.delayed(_write_shard)(
-            str(out_path), a, samples[a:b], infos[a:b], config, layout, weight_lut
-        )
-        for a, b in layout.shard_bounds()
-    ]
-    _compute(writes, scheduler, workers, progress)
-    mark_complete(out_path)
-    return BuildSummary(
-        out=out_path,
-        n_samples=len(samples),
-        n_train=sum(s.split == "train" for s in samples),
-        n_valid=sum(s.split == "valid" for s in samples),
-        class_names=config.class_names,
-        class_counts=stats.class_counts,
-        class_weights=tuple(float(w) for w in weights),
-        void_pixels=sum(i.void_pixels for i in infos),
-        bytes_on_disk=_dir_size(out_path),
-        seconds=time.perf_counter() - t0,
-    )

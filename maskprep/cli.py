@@ -19,7 +19,7 @@ from maskprep._class_weights import NORMALIZATIONS, SCHEMES, ClassWeightConfig
 from maskprep._config import BORDER_REGIONS, BuildConfig
 from maskprep._errors import MaskprepError
 from maskprep._ingest import LAYOUTS
-from maskprep._pipeline import SCHEDULERS, BuildSummary, build_weights
+from maskprep._pipeline import ON_ERROR, SCHEDULERS, BuildSummary, build_weights
 from maskprep._sample_data import make_sample
 from maskprep._version import __version__
 
@@ -74,8 +74,7 @@ def main() -> None:
     "-o",
     "--out",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Output zarr v3 store (a new directory, e.g. train.zarr).",
+    help="Output zarr v3 store: a new directory (train.zarr) or a URL (s3://bucket/train.zarr).",
 )
 @click.option(
     "--layout",
@@ -157,11 +156,25 @@ def main() -> None:
     help=f"Dask scheduler: {', '.join(SCHEDULERS)}, or tcp://HOST:PORT.",
 )
 @click.option("--workers", type=int, default=None, help="Number of local workers.")
+@click.option(
+    "--on-error",
+    type=click.Choice(ON_ERROR),
+    default="fail",
+    show_default=True,
+    help="fail: stop at bad input; skip: build without bad samples and list them.",
+)
+@click.option(
+    "--max-pixels",
+    type=int,
+    default=2**28,
+    show_default=True,
+    help="Refuse images with more pixel values than this (decompression bombs).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing maskprep store at --out.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def build_weights_cmd(
     dataset_dir: Path,
-    out: Path,
+    out: str,
     layout: str,
     void_label: int,
     unlabeled_value: int | None,
@@ -178,14 +191,21 @@ def build_weights_cmd(
     shard_size: int,
     scheduler: str,
     workers: int | None,
+    on_error: str,
+    max_pixels: int,
     overwrite: bool,
     quiet: bool,
 ) -> None:
     """Build training shards with void fill, class weights and border weight maps.
 
     \b
+    Re-running the same command on an interrupted build completes it, writing
+    only the missing shards.
+
+    \b
     Example:
         maskprep build-weights data/nuclei -o nuclei.zarr --class-weights clamped --w0 10 --sigma 5
+        maskprep build-weights data/nuclei -o s3://bucket/nuclei.zarr --scheduler tcp://head:8786
     """
     with _user_errors():
         config = BuildConfig(
@@ -205,6 +225,7 @@ def build_weights_cmd(
             border_region=border_region,
             spacing=_parse_spacing(spacing),
             shard_size=shard_size,
+            max_pixels=max_pixels,
         )
         summary = build_weights(
             dataset_dir,
@@ -214,6 +235,7 @@ def build_weights_cmd(
             workers=workers,
             overwrite=overwrite,
             progress=not quiet,
+            on_error=on_error,
         )
         click.echo(_format_summary(summary))
 
@@ -229,6 +251,12 @@ def _format_summary(s: BuildSummary) -> str:
         frac = n / total if total else 0.0
         lines.append(f"{name:<16}{n:>16,}{frac:>10.4f}{w:>10.4f}")
     lines.append(f"void pixels (all splits): {s.void_pixels:,}")
+    lines.append(f"shards written: {s.shards_written}, already complete: {s.shards_skipped}")
+    for note in s.notes:
+        lines.append(f"note: {note['note']}")
+    if s.quarantined:
+        lines.append(f"{len(s.quarantined)} sample(s) quarantined (left out, listed in metadata):")
+        lines.extend(f"  {q['error']}" for q in s.quarantined)
     return "\n".join(lines)
 
 

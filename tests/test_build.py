@@ -273,9 +273,17 @@ def test_existing_outputs_are_protected(nuclei_dir: Path, built: Path, tmp_path:
     assert (other / "thesis.tex").exists()
     out = tmp_path / "o.zarr"
     cfg = BuildConfig(shard_size=4)
-    build_weights(nuclei_dir, out, cfg, scheduler="sync")
+    first = build_weights(nuclei_dir, out, cfg, scheduler="sync")
+    assert (first.shards_written, first.shards_skipped) == (3, 0)
+    # same inputs and parameters: idempotent, nothing redone
+    again = build_weights(nuclei_dir, out, cfg, scheduler="sync")
+    assert (again.shards_written, again.shards_skipped) == (0, 3)
+    assert _store_digest(out) == _store_digest(built)
+    # other parameters: refused unless --overwrite
     with pytest.raises(StoreError, match="--overwrite"):
-        build_weights(nuclei_dir, out, cfg, scheduler="sync")
+        build_weights(nuclei_dir, out, BuildConfig(shard_size=4, w0=3.0), scheduler="sync")
+    build_weights(nuclei_dir, out, BuildConfig(w0=3.0), scheduler="sync", overwrite=True)
+    assert open_shards(out).metadata["w0"] == 3.0
     build_weights(nuclei_dir, out, cfg, scheduler="sync", overwrite=True)
     assert _store_digest(out) == _store_digest(built)
 

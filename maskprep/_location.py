@@ -1,0 +1,149 @@
+"""Where a store lives: a local directory or any fsspec URL (``s3://...``).
+
+Dask tasks receive a :class:`Location` (it pickles as its URL and options) and
+open their own handles, so nothing unpicklable crosses process boundaries.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Location"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A store root: local path or URL, with fsspec ``storage_options`` for URLs.
+
+    Examples
+    --------
+    >>> Location.parse("out.zarr").is_local
+    True
+    >>> Location.parse("s3://bucket/data.zarr").is_local
+    False
+    """
+
+    url: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(
+        cls, target: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+    ) -> Location:
+        text = os.fspath(target)
+        if "://" not in text or text.startswith("file://"):
+            text = text.removeprefix("file://")
+            return cls(str(Path(text).absolute()), {})
+        return cls(text.rstrip("/"), dict(storage_options or {}))
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.url
+
+    @property
+    def path(self) -> Path:
+        """Local path (only for local locations)."""
+        if not self.is_local:
+            raise ValueError(f"{self.url} is not a local path")
+        return Path(self.url)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def _fs(self) -> tuple[Any, str]:
+        from fsspec.core import url_to_fs
+
+        fs, root = url_to_fs(self.url, **self.storage_options)
+        return fs, root
+
+    def zarr_store(self, *, read_only: bool = False) -> Any:
+        """A zarr v3 store object for this location."""
+        from zarr.storage import FsspecStore, LocalStore
+
+        if self.is_local:
+            return LocalStore(self.path, read_only=read_only)
+        return FsspecStore.from_url(
+            self.url, storage_options=self.storage_options, read_only=read_only
+        )
+
+    def exists(self, key: str = "") -> bool:
+        if self.is_local:
+            return (self.path / key).exists() if key else self.path.exists()
+        fs, root = self._fs()
+        return bool(fs.exists(f"{root}/{key}" if key else root))
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """Contents of ``key`` under the root, or None if absent."""
+        if self.is_local:
+            p = self.path / key
+            return p.read_bytes() if p.is_file() else None
+        fs, root = self._fs()
+        try:
+            data: bytes = fs.cat_file(f"{root}/{key}")
+        except FileNotFoundError:
+            return None
+        return data
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write ``key`` atomically (locally: temp file + rename; object stores are atomic)."""
+        if self.is_local:
+            p = self.path / key
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, p)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return
+        fs, root = self._fs()
+        fs.pipe_file(f"{root}/{key}", data)
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys directly under ``prefix`` (names only), sorted."""
+        if self.is_local:
+            d = self.path / prefix
+            return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+        fs, root = self._fs()
+        try:
+            entries = fs.ls(f"{root}/{prefix}", detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def is_empty(self) -> bool:
+        if self.is_local:
+            return not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir()))
+        fs, root = self._fs()
+        try:
+            return not fs.ls(root, detail=False)
+        except FileNotFoundError:
+            return True
+
+    def remove(self) -> None:
+        """Delete the whole store (callers check it is a maskprep store first)."""
+        if self.is_local:
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            return
+        fs, root = self._fs()
+        if fs.exists(root):
+            fs.rm(root, recursive=True)
+
+    def size(self) -> int:
+        """Total bytes of all objects under the root."""
+        if self.is_local:
+            total = 0
+            for dirpath, _, files in os.walk(self.path):
+                for f in files:
+                    total += os.path.getsize(os.path.join(dirpath, f))
+            return total
+        fs, root = self._fs()
+        return int(fs.du(root))

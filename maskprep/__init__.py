@@ -11,7 +11,9 @@ from maskprep._errors import DataError, MaskprepError, StoreError
 from maskprep._ingest import discover, read_sample
 from maskprep._pipeline import BuildSummary, build_weights, semantic_labels
 from maskprep._reader import Shards, open_shards
+from maskprep._reweight import ReweightSummary, reweight
 from maskprep._sample_data import make_sample
+from maskprep._verify import VerifyReport, verify_store
 from maskprep._version import __version__
 
 __all__ = [
@@ -21,8 +23,10 @@ __all__ = [
     "ClassWeightConfig",
     "DataError",
     "MaskprepError",
+    "ReweightSummary",
     "Shards",
     "StoreError",
+    "VerifyReport",
     "__version__",
     "border_weights",
     "border_weights_reference",
@@ -32,5 +36,7 @@ __all__ = [
     "make_sample",
     "open_shards",
     "read_sample",
+    "reweight",
     "semantic_labels",
+    "verify_store",
 ]

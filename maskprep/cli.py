@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 bad data or store (the message names the file),
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -14,13 +15,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from maskprep._class_weights import NORMALIZATIONS, SCHEMES, ClassWeightConfig
 from maskprep._config import BORDER_REGIONS, BuildConfig
 from maskprep._errors import MaskprepError
 from maskprep._ingest import LAYOUTS
+from maskprep._inspect import format_inspection, inspect_store
 from maskprep._pipeline import ON_ERROR, SCHEDULERS, BuildSummary, build_weights
+from maskprep._preview import preview
+from maskprep._reweight import reweight
 from maskprep._sample_data import make_sample
+from maskprep._verify import verify_store
 from maskprep._version import __version__
 
 __all__ = ["main"]
@@ -54,6 +60,74 @@ def _parse_spacing(value: str | None) -> tuple[float, ...] | None:
         raise click.BadParameter(
             f"expected comma-separated numbers such as 1,0.5,0.5, got {value!r}"
         ) from None
+
+
+def _class_weight_options(f: F) -> F:
+    """The options of :class:`ClassWeightConfig`, shared by build-weights and reweight."""
+    f = click.option(
+        "--class-weights-max",
+        "max_weight",
+        type=float,
+        default=None,
+        help="Cap class weights at this value.",
+    )(f)
+    f = click.option(
+        "--class-weights-normalize",
+        "normalize",
+        type=click.Choice(NORMALIZATIONS),
+        default="none",
+        show_default=True,
+        help="Rescale class weights after the scheme.",
+    )(f)
+    f = click.option(
+        "--beta",
+        type=float,
+        default=None,
+        help="beta of effective-number (default: chosen from the data).",
+    )(f)
+    f = click.option(
+        "--enet-c", type=float, default=1.02, show_default=True, help="c of the enet scheme."
+    )(f)
+    f = click.option(
+        "--mu",
+        type=float,
+        default=None,
+        help="mu of log-ratio and clamped (default: number of present classes).",
+    )(f)
+    f = click.option(
+        "--class-weights",
+        "scheme",
+        type=click.Choice(SCHEMES),
+        default="balanced",
+        show_default=True,
+        help="Class weighting scheme.",
+    )(f)
+    return f
+
+
+def _class_weight_config(
+    scheme: str,
+    mu: float | None,
+    enet_c: float,
+    beta: float | None,
+    normalize: str,
+    max_weight: float | None,
+) -> ClassWeightConfig:
+    return ClassWeightConfig(
+        scheme=scheme, mu=mu, enet_c=enet_c, beta=beta, normalize=normalize, max_weight=max_weight
+    )
+
+
+def _scheduler_options(f: F) -> F:
+    """Where the Dask work runs."""
+    f = click.option("--workers", type=int, default=None, help="Number of local workers.")(f)
+    f = click.option(
+        "--scheduler",
+        default="threads",
+        show_default=True,
+        help=f"Dask scheduler: {', '.join(SCHEDULERS)}, or tcp://HOST:PORT.",
+    )(f)
+    return f
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,42 +170,7 @@ def main() -> None:
     default=None,
     help="Mask value that means 'not annotated' (in addition to unlabeled/ masks).",
 )
-@click.option(
-    "--class-weights",
-    "scheme",
-    type=click.Choice(SCHEMES),
-    default="balanced",
-    show_default=True,
-    help="Class weighting scheme.",
-)
-@click.option(
-    "--mu",
-    type=float,
-    default=None,
-    help="mu of log-ratio and clamped (default: number of classes).",
-)
-@click.option("--enet-c", type=float, default=1.02, show_default=True, help="c of the enet scheme.")
-@click.option(
-    "--beta",
-    type=float,
-    default=None,
-    help="beta of effective-number (default: chosen from the data).",
-)
-@click.option(
-    "--class-weights-normalize",
-    "normalize",
-    type=click.Choice(NORMALIZATIONS),
-    default="none",
-    show_default=True,
-    help="Rescale class weights after the scheme.",
-)
-@click.option(
-    "--class-weights-max",
-    "max_weight",
-    type=float,
-    default=None,
-    help="Cap class weights at this value.",
-)
+@_class_weight_options
 @click.option("--w0", type=float, default=10.0, show_default=True, help="Border term amplitude.")
 @click.option(
     "--sigma",
@@ -149,13 +188,7 @@ def main() -> None:
 )
 @click.option("--spacing", default=None, help="Voxel size per axis, e.g. 1,0.5,0.5.")
 @click.option("--shard-size", type=int, default=64, show_default=True, help="Samples per shard.")
-@click.option(
-    "--scheduler",
-    default="threads",
-    show_default=True,
-    help=f"Dask scheduler: {', '.join(SCHEDULERS)}, or tcp://HOST:PORT.",
-)
-@click.option("--workers", type=int, default=None, help="Number of local workers.")
+@_scheduler_options
 @click.option(
     "--on-error",
     type=click.Choice(ON_ERROR),
@@ -198,7 +231,6 @@ def build_weights_cmd(
 ) -> None:
     """Build training shards with void fill, class weights and border weight maps.
 
-    \b
     Re-running the same command on an interrupted build completes it, writing
     only the missing shards.
 
@@ -212,14 +244,7 @@ def build_weights_cmd(
             layout=layout,
             void_label=void_label,
             unlabeled_value=unlabeled_value,
-            class_weights=ClassWeightConfig(
-                scheme=scheme,
-                mu=mu,
-                enet_c=enet_c,
-                beta=beta,
-                normalize=normalize,
-                max_weight=max_weight,
-            ),
+            class_weights=_class_weight_config(scheme, mu, enet_c, beta, normalize, max_weight),
             w0=w0,
             sigma=sigma,
             border_region=border_region,
@@ -287,3 +312,210 @@ def make_sample_cmd(directory: Path, n_images: int, size: str, layout: str, seed
             raise click.BadParameter(f"expected integers such as 256,256, got {size!r}") from None
         path = make_sample(directory, n_images=n_images, size=shape, layout=layout, seed=seed)
         click.echo(f"Wrote {n_images} samples ({layout} layout) to {path}")
+
+
+@main.command("verify")
+@click.argument("store")
+def verify_cmd(store: str) -> None:
+    """Check a store: complete, shard checksums intact, metadata consistent.
+
+    Exits 0 when the store is sound, 1 naming every problem otherwise.
+
+    \b
+    Example:
+        maskprep verify nuclei.zarr
+    """
+    with _user_errors():
+        report = verify_store(store)
+    if report.ok:
+        click.echo(
+            f"OK {report.store}: {report.shards_checked} shards checked, "
+            f"{report.samples_recounted} samples recounted"
+        )
+        return
+    for problem in report.problems:
+        click.echo(f"FAILED: {problem}", err=True)
+    sys.exit(1)
+
+
+@main.command("reweight")
+@click.argument("store")
+@_class_weight_options
+@_scheduler_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def reweight_cmd(
+    store: str,
+    scheme: str,
+    mu: float | None,
+    enet_c: float,
+    beta: float | None,
+    normalize: str,
+    max_weight: float | None,
+    scheduler: str,
+    workers: int | None,
+    quiet: bool,
+) -> None:
+    """Switch a built store to another class-weight scheme, without the dataset.
+
+    Rewrites the metadata and the weight maps (they include the class weight);
+    the result equals a fresh build with that scheme, byte for byte.
+
+    \b
+    Example:
+        maskprep reweight nuclei.zarr --class-weights median-frequency
+    """
+    with _user_errors():
+        config = _class_weight_config(scheme, mu, enet_c, beta, normalize, max_weight)
+        summary = reweight(store, config, scheduler=scheduler, workers=workers, progress=not quiet)
+        click.echo(f"Reweighted {summary.store} to {summary.scheme} in {summary.seconds:.1f} s")
+        for name, old, new in zip(
+            summary.class_names, summary.old_weights, summary.new_weights, strict=True
+        ):
+            click.echo(f"  {name:<16}{old:>10.4f} -> {new:.4f}")
+
+
+@main.command("inspect")
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def inspect_cmd(store: Path, as_json: bool) -> None:
+    """Summarise a store: splits, classes, void, instances, shards, size, provenance.
+
+    A store whose build did not finish is still summarised, marked INCOMPLETE.
+
+    \b
+    Example:
+        maskprep inspect nuclei.zarr
+        maskprep inspect nuclei.zarr --json > nuclei.json
+    """
+    with _user_errors():
+        info = inspect_store(store)
+    click.echo(json.dumps(info, indent=2) if as_json else format_inspection(info))
+
+
+# Options of preview that only make sense for a dataset directory.
+_PREVIEW_BUILD_OPTIONS = (
+    *("layout", "void_label", "unlabeled_value", "scheme", "mu", "enet_c", "beta"),
+    *("normalize", "max_weight", "w0", "sigma", "border_region", "spacing", "scan_limit"),
+)
+
+
+@main.command("preview")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory for the PNGs (created if missing).",
+)
+@click.option(
+    "-n",
+    "--samples",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Samples to draw: those with void first, then most instances.",
+)
+@click.option("--id", "ids", multiple=True, help="Draw this sample instead (repeatable).")
+@click.option(
+    "--dpi",
+    type=click.FloatRange(min=20),
+    default=80,
+    show_default=True,
+    help="Resolution; a sample figure is 10 x 8.4 inches.",
+)
+@click.option("--palette", is_flag=True, help="256-colour PNGs, about half the size.")
+@click.option(
+    "--layout",
+    type=click.Choice(LAYOUTS),
+    default="auto",
+    show_default=True,
+    help="Dataset layout (this and the options below: dataset directory only).",
+)
+@click.option("--void-label", type=int, default=255, show_default=True, help="As build-weights.")
+@click.option("--unlabeled-value", type=int, default=None, help="As build-weights.")
+@_class_weight_options
+@click.option("--w0", type=float, default=10.0, show_default=True, help="Border term amplitude.")
+@click.option("--sigma", type=float, default=5.0, show_default=True, help="Border term width.")
+@click.option(
+    "--border-region",
+    type=click.Choice(BORDER_REGIONS),
+    default="background",
+    show_default=True,
+    help="As build-weights.",
+)
+@click.option("--spacing", default=None, help="Voxel size per axis, e.g. 1,0.5,0.5.")
+@click.option(
+    "--scan-limit",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Samples scanned for the class weights of a dataset preview.",
+)
+@click.pass_context
+def preview_cmd(
+    ctx: click.Context,
+    path: Path,
+    out_dir: Path,
+    samples: int,
+    ids: tuple[str, ...],
+    dpi: float,
+    palette: bool,
+    layout: str,
+    void_label: int,
+    unlabeled_value: int | None,
+    scheme: str,
+    mu: float | None,
+    enet_c: float,
+    beta: float | None,
+    normalize: str,
+    max_weight: float | None,
+    w0: float,
+    sigma: float,
+    border_region: str,
+    spacing: str | None,
+    scan_limit: int,
+) -> None:
+    """Draw PNGs of samples (image, labels and void, outlines, weights) and class stats.
+
+    PATH is a built store, or a dataset directory: then the PNGs show the void
+    fill and weights build-weights would produce with the same options
+    (--layout to --spacing; class weights from up to --scan-limit samples).
+
+    \b
+    Example:
+        maskprep preview nuclei.zarr -o previews --samples 4
+        maskprep preview data/nuclei -o previews --w0 10 --sigma 5
+    """
+    with _user_errors():
+        given = [
+            n
+            for n in _PREVIEW_BUILD_OPTIONS
+            if ctx.get_parameter_source(n) != ParameterSource.DEFAULT
+        ]
+        config = None
+        if given:
+            config = BuildConfig(
+                layout=layout,
+                void_label=void_label,
+                unlabeled_value=unlabeled_value,
+                class_weights=_class_weight_config(scheme, mu, enet_c, beta, normalize, max_weight),
+                w0=w0,
+                sigma=sigma,
+                border_region=border_region,
+                spacing=_parse_spacing(spacing),
+            )
+        written = preview(
+            path,
+            out_dir,
+            samples=samples,
+            ids=ids or None,
+            config=config,
+            dpi=dpi,
+            scan_limit=scan_limit,
+            palette=palette,
+        )
+    click.echo(f"Wrote {len(written)} PNG(s) to {out_dir}:")
+    for p in written:
+        click.echo(f"  {p.name}")

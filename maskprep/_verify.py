@@ -1,0 +1,161 @@
+"""``maskprep verify``: is a store complete, intact and self-consistent?"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from maskprep._class_weights import ClassStats, ClassWeightConfig, class_weights
+from maskprep._location import Location
+from maskprep._store import (
+    ARRAY_NAMES,
+    FORMAT_VERSION,
+    StoreLayout,
+    done_shards,
+    metadata_digest,
+    read_attrs,
+    shard_checksums,
+)
+
+__all__ = ["VerifyReport", "verify_store"]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Outcome of :func:`verify_store`: ``ok`` when ``problems`` is empty."""
+
+    store: str
+    problems: tuple[str, ...]
+    shards_checked: int
+    samples_recounted: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _check_shards(loc: Location, meta: dict[str, Any], layout: StoreLayout) -> list[str]:
+    problems = []
+    recorded = meta.get("shard_checksums") or []
+    n_shards = len(layout.shard_bounds())
+    if len(recorded) != n_shards:
+        return [f"metadata lists {len(recorded)} shard checksums for {n_shards} shards"]
+    for k in range(n_shards):
+        actual = shard_checksums(loc, layout, k)
+        for name in ARRAY_NAMES:
+            want, got = recorded[k].get(name), actual[name]
+            key = layout.shard_key(name, k)
+            if want is not None and got is None:
+                problems.append(f"{loc}/{key}: shard file is missing")
+            elif want != got:
+                problems.append(f"{loc}/{key}: checksum mismatch (the shard was modified)")
+    return problems
+
+
+def _recount(loc: Location, meta: dict[str, Any], layout: StoreLayout) -> tuple[list[str], int]:
+    import zarr
+
+    problems: list[str] = []
+    group = zarr.open_group(loc.zarr_store(read_only=True), mode="r")
+    labels = group["labels"]
+    shapes = np.asarray(group["shapes"][:])  # type: ignore[index]
+    void = int(meta["void_label"])
+    c = len(meta["class_names"])
+    total = np.zeros(c, dtype=np.int64)
+    per_sample = meta["sample_class_counts"]
+    n = 0
+    for a, b in layout.shard_bounds():
+        try:
+            block = np.asarray(labels[a:b])  # type: ignore[index]
+        except Exception as exc:  # a damaged shard is reported by the checksums
+            problems.append(f"{loc}/labels: samples {a}-{b - 1} cannot be decoded ({exc})")
+            continue
+        for j in range(b - a):
+            i = a + j
+            window = tuple(slice(0, int(s)) for s in shapes[i])
+            lab = block[j][window]
+            vals = lab[lab != void]
+            if vals.size and int(vals.max()) >= c:
+                problems.append(f"sample {meta['sample_ids'][i]}: label {int(vals.max())} >= {c}")
+                continue
+            counts = np.bincount(vals.ravel(), minlength=c)
+            n += 1
+            if counts.tolist() != list(per_sample[i]):
+                problems.append(
+                    f"sample {meta['sample_ids'][i]}: stored labels count {counts.tolist()} "
+                    f"but the metadata says {per_sample[i]}"
+                )
+            if meta["split"][i] == "train":
+                total += counts
+    if not problems and total.tolist() != list(meta["class_counts"]):
+        problems.append(
+            f"class_counts in the metadata {meta['class_counts']} differ from the "
+            f"labels' train-split counts {total.tolist()}"
+        )
+    return problems, n
+
+
+def verify_store(
+    target: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+) -> VerifyReport:
+    """Check a store's completeness, shard checksums and metadata consistency.
+
+    Checks that the build finished, that every shard file matches the sha256
+    recorded when it was written, that the metadata matches its digest, that
+    the per-sample and train-split class counts match the stored labels, and
+    that the class weights follow from the counts and the recorded scheme.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import build_weights, make_sample
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = build_weights(make_sample(tmp / "d", n_images=2, size=(16, 16)), tmp / "o.zarr",
+    ...                   scheduler="sync")
+    >>> verify_store(tmp / "o.zarr").ok
+    True
+    """
+    loc = Location.parse(target, storage_options)
+    meta = read_attrs(loc)
+    if meta is None:
+        problem = "no such store" if not loc.exists() else "not a maskprep store"
+        return VerifyReport(str(loc), (f"{loc}: {problem}",), 0, 0)
+    if meta.get("format_version") != FORMAT_VERSION:
+        msg = f"{loc}: unsupported store format version {meta.get('format_version')}"
+        return VerifyReport(str(loc), (msg,), 0, 0)
+    layout = StoreLayout.from_dict(meta["layout_info"])
+    if not meta.get("complete"):
+        n_shards = len(layout.shard_bounds())
+        done = len(done_shards(loc))
+        msg = (
+            f"{loc}: incomplete: the build did not finish ({done} of {n_shards} shards "
+            "written); re-run the same build-weights command to complete it"
+        )
+        return VerifyReport(str(loc), (msg,), 0, 0)
+    problems: list[str] = []
+    if meta.get("metadata_digest") != metadata_digest(meta):
+        problems.append(f"{loc}/zarr.json: metadata was edited after the build (digest mismatch)")
+    problems += _check_shards(loc, meta, layout)
+    recount_problems, n = _recount(loc, meta, layout)
+    problems += recount_problems
+    try:
+        stats = ClassStats.from_dict(meta["class_stats"])
+        config = ClassWeightConfig.from_dict(meta["class_weight_config"])
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = class_weights(stats, config)
+        if list(stats.class_counts) != list(meta["class_counts"]):
+            problems.append(f"{loc}: class_stats and class_counts disagree")
+        if not np.allclose(expected, meta["class_weights"], rtol=1e-12, atol=0):
+            problems.append(
+                f"{loc}: class_weights {meta['class_weights']} do not follow from the counts "
+                f"under {config.scheme!r} (expected {expected.tolist()})"
+            )
+    except (KeyError, ValueError, TypeError) as exc:
+        problems.append(f"{loc}: class statistics in the metadata are invalid: {exc}")
+    return VerifyReport(str(loc), tuple(problems), len(layout.shard_bounds()), n)

@@ -22,6 +22,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,9 +74,15 @@ class Dataset:
 
 @dataclass(frozen=True)
 class LoadedSample:
-    """One sample in memory, before void fill."""
+    """One sample in memory, before void fill.
 
-    image: np.ndarray
+    ``image`` is None when the sample was read with ``image=False``: the image
+    file was then checked (header, and PNG chunk checksums) but not decoded.
+    """
+
+    image: np.ndarray | None
+    image_shape: tuple[int, ...]
+    image_dtype: np.dtype[Any]
     instances: np.ndarray  # int32, 0 = background; 0 also on void pixels
     void: np.ndarray  # bool, True where the pixel is not annotated
 
@@ -295,6 +302,33 @@ def _read_array(path: Path, what: str, max_pixels: int | None = None) -> np.ndar
         raise DataError(f"{path}: cannot read {what}: {exc}") from None
 
 
+def _probe_image(path: Path, max_pixels: int | None) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype of an image without decoding its pixels where possible.
+
+    PNG (and other Pillow formats) are checked from the header and their chunk
+    checksums, which catches truncated and corrupted files at a fraction of a
+    decode; TIFF stacks are decoded.
+    """
+    if path.suffix.lower() in (".tif", ".tiff"):
+        arr = _read_array(path, "image", max_pixels)
+        return arr.shape, arr.dtype
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+            mode = im.mode
+            _too_big(path, "image", w * h * len(im.getbands()), max_pixels)
+            im.verify()
+        # What np.asarray gives for this mode: dtype and channel axis.
+        probe = np.asarray(Image.new(mode, (1, 1)))
+    except DataError:
+        raise
+    except Exception as exc:  # any decoder failure means the same thing to the user
+        raise DataError(f"{path}: cannot read image: {exc}") from None
+    return (h, w, *probe.shape[2:]), probe.dtype
+
+
 def _check_label_array(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
@@ -316,20 +350,30 @@ def _check_label_array(arr: np.ndarray, path: Path) -> np.ndarray:
     return arr
 
 
-def _spatial_image(image: np.ndarray, shape: tuple[int, ...], src: SampleSource) -> np.ndarray:
-    if image.shape == shape:
-        return image
-    if image.ndim == len(shape) + 1 and image.shape[:-1] == shape and image.shape[-1] <= 4:
-        return image
+def _check_image_shape(
+    image_shape: tuple[int, ...], shape: tuple[int, ...], src: SampleSource
+) -> None:
+    if image_shape == shape:
+        return
+    if len(image_shape) == len(shape) + 1 and image_shape[:-1] == shape and image_shape[-1] <= 4:
+        return
+    where = f" ({src.masks[0]})" if src.masks else ""
     raise DataError(
-        f"{src.image}: image shape {image.shape} does not match mask shape {shape} ({src.masks[0]})"
+        f"{src.image}: image shape {image_shape} does not match mask shape {shape}{where}"
     )
 
 
 def read_sample(
-    src: SampleSource, *, unlabeled_value: int | None = None, max_pixels: int | None = None
+    src: SampleSource,
+    *,
+    unlabeled_value: int | None = None,
+    max_pixels: int | None = None,
+    image: bool = True,
 ) -> LoadedSample:
     """Read and check one sample's image, instance labels and unannotated pixels.
+
+    With ``image=False`` the image is checked but not decoded (see
+    :class:`LoadedSample`), which is all a counting pass needs.
 
     Raises
     ------
@@ -337,9 +381,14 @@ def read_sample(
         Naming the file, for unreadable files, shape mismatches, float or
         negative or RGB masks, and overlapping dsb2018 instance masks.
     """
-    image = _read_array(src.image, "image", max_pixels)
+    pixels: np.ndarray | None = None
+    if image:
+        pixels = _read_array(src.image, "image", max_pixels)
+        image_shape, image_dtype = pixels.shape, pixels.dtype
+    else:
+        image_shape, image_dtype = _probe_image(src.image, max_pixels)
     if src.layout == "dsb2018":
-        instances, void = _instances_from_binary_masks(src, image, max_pixels)
+        instances, void = _instances_from_binary_masks(src, image_shape[:2], max_pixels)
     else:
         raw = _check_label_array(_read_array(src.masks[0], "mask", max_pixels), src.masks[0])
         instances, void = _instances_from_label_image(raw, src.masks[0], unlabeled_value)
@@ -353,9 +402,9 @@ def read_sample(
                 f"mask shape {instances.shape}"
             )
         void = void | (extra != 0)
-    image = _spatial_image(image, instances.shape, src)
+    _check_image_shape(tuple(image_shape), instances.shape, src)
     instances[void] = 0
-    return LoadedSample(image=image, instances=instances, void=void)
+    return LoadedSample(pixels, tuple(image_shape), np.dtype(image_dtype), instances, void)
 
 
 def _instances_from_label_image(
@@ -375,7 +424,7 @@ def _instances_from_label_image(
 
 
 def _instances_from_binary_masks(
-    src: SampleSource, image: np.ndarray, max_pixels: int | None
+    src: SampleSource, image_shape: tuple[int, ...], max_pixels: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     instances: np.ndarray | None = None
     owner: list[Path] = []
@@ -404,6 +453,5 @@ def _instances_from_binary_masks(
         owner.append(path)
     if instances is None:
         # A dsb2018 sample without masks is all background of the image's size.
-        shape = image.shape[:2]
-        instances = np.zeros(shape, dtype=np.int32)
+        instances = np.zeros(image_shape[:2], dtype=np.int32)
     return instances, np.zeros(instances.shape, dtype=bool)

@@ -126,8 +126,9 @@ def semantic_labels(
 
 
 def _count_classes(labels: np.ndarray, void_label: int, num_classes: int) -> np.ndarray:
-    valid = labels[labels != void_label]
-    return np.bincount(valid.ravel(), minlength=num_classes).astype(np.int64)[:num_classes]
+    counts = np.bincount(labels.ravel(), minlength=max(num_classes, void_label + 1))
+    counts[void_label] = 0
+    return counts[:num_classes].astype(np.int64)
 
 
 def _split_instances(instances: np.ndarray) -> list[int]:
@@ -144,18 +145,28 @@ def _split_instances(instances: np.ndarray) -> list[int]:
     return [int(i) for i in ids[counts > 1]]
 
 
-def _load(src: SampleSource, config: BuildConfig) -> LoadedSample:
-    return read_sample(src, unlabeled_value=config.unlabeled_value, max_pixels=config.max_pixels)
+def _load(src: SampleSource, config: BuildConfig, *, image: bool = True) -> LoadedSample:
+    return read_sample(
+        src, unlabeled_value=config.unlabeled_value, max_pixels=config.max_pixels, image=image
+    )
+
+
+def _count_instances(instances: np.ndarray) -> int:
+    top = int(instances.max(initial=0))
+    if top < 1 << 22:
+        # Cheaper than np.unique for the id ranges annotation tools produce.
+        return int(np.count_nonzero(np.bincount(instances.ravel(), minlength=1)[1:]))
+    ids = np.unique(instances)
+    return int(ids.size - (1 if ids[0] == 0 else 0))
 
 
 def _scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo:
-    s = _load(src, config)
+    s = _load(src, config, image=False)
     c = config.num_classes
     labels = semantic_labels(s.instances, s.void, config.void_label, np.uint16)
     per = _count_classes(labels, config.void_label, c)
-    ids = np.unique(s.instances)
-    n_inst = int(ids.size - (1 if ids.size and ids[0] == 0 else 0))
-    channels = s.image.shape[-1] if s.image.ndim == s.instances.ndim + 1 else None
+    n_inst = _count_instances(s.instances)
+    channels = s.image_shape[-1] if len(s.image_shape) == s.instances.ndim + 1 else None
     notes = []
     split = _split_instances(s.instances)
     if split:
@@ -170,7 +181,7 @@ def _scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo:
         split=src.split,
         shape=tuple(int(n) for n in s.instances.shape),
         channels=None if channels is None else int(channels),
-        image_dtype=str(s.image.dtype),
+        image_dtype=str(s.image_dtype),
         class_counts=tuple(int(n) for n in per),
         void_pixels=int(s.void.sum()),
         n_instances=n_inst,
@@ -237,6 +248,7 @@ def sample_arrays(
     ``weight_lut[label]`` is the class weight of each label value (0 for void).
     """
     s = _load(src, config)
+    assert s.image is not None
     labels = semantic_labels(s.instances, s.void, config.void_label, labels_dtype)
     return {
         "image": s.image,
@@ -302,10 +314,11 @@ def _write_shard(
     }
     for j, (src, info) in enumerate(zip(sources, infos, strict=True)):
         arrays = sample_arrays(src, config, weight_lut, layout.dtype("labels"))
-        if arrays["labels"].shape != info.shape:
+        if arrays["labels"].shape != info.shape or str(arrays["image"].dtype) != info.image_dtype:
             raise DataError(
                 f"{src.masks[0] if src.masks else src.image}: changed while the build was "
-                f"running (shape {arrays['labels'].shape}, was {info.shape})"
+                f"running (shape {arrays['labels'].shape} {arrays['image'].dtype}, "
+                f"was {info.shape} {info.image_dtype})"
             )
         window: tuple[int | slice, ...] = (j, *(slice(0, k) for k in info.shape))
         for name, arr in arrays.items():
@@ -690,4 +703,3 @@ def _scan_and_create(
     meta = read_attrs(loc)
     assert meta is not None
     return meta, infos, good
-

@@ -367,7 +367,7 @@ def labels_dtype(config: BuildConfig) -> str:
     return "uint8" if max(config.void_label, config.num_classes - 1) <= 255 else "uint16"
 
 
-def weight_lookup(config: BuildConfig, weights: Sequence[float]) -> np.ndarray:
+def weight_lookup(config: BuildConfig, weights: Sequence[float] | np.ndarray) -> np.ndarray:
     """float32 table label -> class weight, 0 for void and unused values."""
     lut = np.zeros(max(config.void_label, config.num_classes - 1) + 1, dtype=np.float32)
     lut[: config.num_classes] = np.asarray(weights, dtype=np.float64).astype(np.float32)

@@ -311,3 +311,81 @@ def test_interrupted_store_is_refused_by_reader(reference: Path, tmp_path: Path)
     g.attrs["maskprep"] = {**meta, "complete": False, "stage": "writing"}
     with pytest.raises(StoreError, match="re-run the same maskprep build-weights"):
         open_shards(store)
+
+
+def _break(data: Path, stem: str, case: str) -> str:
+    """Damage one sample of an instances dataset; return the expected message pattern."""
+    import tifffile
+    from PIL import Image
+
+    img, mask = data / "images" / f"{stem}.png", data / "masks" / f"{stem}.png"
+    if case == "truncated image":
+        img.write_bytes(img.read_bytes()[:200])
+        return rf"{stem}\.png: cannot read image"
+    if case == "shape mismatch":
+        Image.fromarray(np.zeros((40, 64), np.uint8)).save(img)
+        return rf"{stem}\.png: image shape \(40, 64\) does not match mask shape \(64, 64\)"
+    if case == "float mask":
+        mask.unlink()
+        tifffile.imwrite(mask.with_suffix(".tif"), np.zeros((64, 64), np.float32))
+        return rf"{stem}\.tif: mask has floating-point dtype float32"
+    if case == "negative mask":
+        mask.unlink()
+        tifffile.imwrite(mask.with_suffix(".tif"), -np.ones((64, 64), np.int16))
+        return rf"{stem}\.tif: mask has negative values"
+    if case == "rgb mask":
+        Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(mask)
+        return rf"{stem}\.png: mask is an RGB\(A\) image"
+    if case == "id overflow":
+        mask.unlink()
+        tifffile.imwrite(mask.with_suffix(".tif"), np.full((64, 64), 2**31 + 5, np.uint32))
+        return rf"{stem}\.tif: instance id 2147483653 does not fit in int32"
+    if case == "decompression bomb":
+        Image.fromarray(np.zeros((128, 128), np.uint8)).save(img)
+        return rf"{stem}\.png: image has 16,384 pixel values, more than the limit"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["truncated image", "shape mismatch", "float mask", "negative mask", "rgb mask",
+     "id overflow", "decompression bomb"],
+)  # fmt: skip
+def test_each_bad_sample_fails_or_is_quarantined(
+    nuclei_dir: Path, tmp_path: Path, case: str
+) -> None:
+    data, clean = tmp_path / "data", tmp_path / "clean"
+    shutil.copytree(nuclei_dir, data)
+    shutil.copytree(nuclei_dir, clean)
+    stem = sorted(p.stem for p in (data / "images").glob("*.png"))[3]
+    pattern = _break(data, stem, case)
+    for sub in ("images", "masks", "unlabeled"):
+        (clean / sub / f"{stem}.png").unlink(missing_ok=True)
+    cfg = BuildConfig(shard_size=2, max_pixels=64 * 64 * 3)
+    with pytest.raises(DataError, match=pattern):
+        build_weights(data, tmp_path / "fail.zarr", cfg, scheduler="sync")
+    assert not (tmp_path / "fail.zarr").exists()
+    out, ref = tmp_path / "skip.zarr", tmp_path / "ref.zarr"
+    summary = build_weights(data, out, cfg, scheduler="sync", on_error="skip")
+    assert [q["sample_id"] for q in summary.quarantined] == [stem]
+    build_weights(clean, ref, cfg, scheduler="sync")
+    assert _digest(out, arrays_only=True) == _digest(ref, arrays_only=True)
+    assert verify_store(out).ok
+
+
+def test_split_instance_is_reported_and_kept(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = tmp_path / "d"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    m = np.zeros((16, 16), np.uint8)
+    m[1:4, 1:4] = 9
+    m[10:13, 10:13] = 9  # same id, two separate pieces
+    m[1:4, 10:13] = 4
+    Image.fromarray(m).save(root / "masks" / "x.png")
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / "images" / "x.png")
+    summary = build_weights(root, tmp_path / "o.zarr", scheduler="sync")
+    assert len(summary.notes) == 1
+    assert "x.png: instance id(s) 9 have several separate pieces" in summary.notes[0]["note"]
+    np.testing.assert_array_equal(open_shards(tmp_path / "o.zarr")[0]["instances"], m)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,22 @@ def _bad(tmp_path: Path, case: str) -> tuple[Path, str]:
         (root / "images" / "c.png").symlink_to(outside)
         (root / "masks" / "c.png").symlink_to(outside)
         return root, r"c\.png: resolves outside the dataset directory"
+    if case == "decompression bomb":
+        Image.fromarray(np.zeros((300, 300), np.uint8)).save(root / "images" / "a.png")
+        return root, r"a\.png: image has 90,000 pixel values, more than the limit of 10,000"
+    if case == "id overflow":
+        (root / "masks" / "a.png").unlink()
+        tifffile.imwrite(root / "masks" / "a.tif", np.full((8, 8), 2**31 + 5, np.uint32))
+        return root, r"a\.tif: instance id 2147483653 does not fit in int32"
+    if case == "non-utf8 name":
+        bad = os.fsdecode(b"bad\xff.png")
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "images" / bad)
+        return root, r"file name 'bad\\udcff\.png' is not valid UTF-8"
+    if case == "dsb2018 overlap":
+        root = make_sample(tmp_path / "dsb", n_images=1, size=(16, 16), layout="dsb2018")
+        masks = sorted((root / "dsb_000" / "masks").glob("*.png"))
+        (root / "dsb_000" / "masks" / "zz.png").write_bytes(masks[0].read_bytes())
+        return root, rf"zz\.png: overlaps .*{masks[0].name}"
     if case == "empty dataset":
         for p in [*(root / "images").iterdir(), *(root / "masks").iterdir()]:
             p.unlink()
@@ -124,6 +141,10 @@ BAD_CASES = [
     "symlink escape",
     "empty dataset",
     "unknown layout",
+    "decompression bomb",
+    "id overflow",
+    "non-utf8 name",
+    "dsb2018 overlap",
 ]
 
 
@@ -133,7 +154,7 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path, case: str) -> None:
 
     def ingest_all() -> None:
         for s in discover(root).samples:
-            read_sample(s)
+            read_sample(s, max_pixels=10_000)
 
     with pytest.raises(DataError, match=pattern):
         ingest_all()

@@ -1,0 +1,536 @@
+"""A readable summary of a built store: ``maskprep inspect``.
+
+:func:`inspect_store` collects everything into a JSON-safe dict and
+:func:`format_inspection` renders it as text. Both read the ``maskprep`` group
+attributes straight from ``zarr.json`` rather than through
+:func:`~maskprep.open_shards`, so a store whose build did not finish is still
+reported (marked INCOMPLETE, with how many shard files exist) instead of
+refused. Metadata keys this version does not know are listed, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskprep._errors import StoreError
+from maskprep._store import ARRAY_NAMES, FORMAT_VERSION, is_maskprep_store
+
+__all__ = ["format_inspection", "inspect_store"]
+
+# Keys of the ``maskprep`` attributes that the summary reads; any others are
+# listed under ``other_metadata_keys``.
+_KNOWN_KEYS = frozenset(
+    {
+        "format_version",
+        "maskprep_version",
+        "layout",
+        "class_names",
+        "void_label",
+        "class_counts",
+        "class_stats",
+        "class_weights",
+        "class_weight_scheme",
+        "class_weight_config",
+        "w0",
+        "sigma",
+        "border_region",
+        "tolerance",
+        "spacing",
+        "sample_ids",
+        "split",
+        "instance_counts",
+        "sample_class_counts",
+        "void_pixels",
+        "padding",
+        "shard_size",
+        "inputs",
+        "config",
+        "complete",
+        # written by resumable builds; all optional
+        "stage",
+        "layout_info",
+        "metadata_digest",
+        "inputs_digest",
+        "on_error",
+        "quarantine",
+        "notes",
+        "shard_checksums",
+    }
+)
+_MARKERS = ("_maskprep", "shards")
+_ALL_ARRAYS = (*ARRAY_NAMES, "shapes")
+_MAX_LISTED = 10  # quarantined samples / notes shown in the text
+
+
+def _dir_size(path: Path) -> tuple[int, int]:
+    """Bytes and number of files under ``path``."""
+    total = files = 0
+    for dirpath, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.path.getsize(os.path.join(dirpath, name))
+            except OSError:  # removed while we walk: not ours to explain
+                continue
+            files += 1
+    return total, files
+
+
+def _array_info(path: Path) -> dict[str, Any] | None:
+    """Shape, dtype, chunk and shard shape of one array, from its ``zarr.json``."""
+    meta_path = path / "zarr.json"
+    try:
+        doc = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    shape = [int(n) for n in doc.get("shape", [])]
+    grid = doc.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
+    chunks = shards = None
+    compressor = None
+    for codec in doc.get("codecs", []):
+        if codec.get("name") == "sharding_indexed":
+            conf = codec.get("configuration", {})
+            shards = grid
+            chunks = conf.get("chunk_shape")
+            inner = conf.get("codecs", [])
+            compressor = next((c["name"] for c in inner if c.get("name") != "bytes"), None)
+            break
+    else:
+        chunks = grid
+        compressor = next(
+            (c.get("name") for c in doc.get("codecs", []) if c.get("name") != "bytes"), None
+        )
+    data_bytes, n_files = _dir_size(path / "c")
+    return {
+        "shape": shape,
+        "dtype": str(doc.get("data_type")),
+        "chunks": None if chunks is None else [int(n) for n in chunks],
+        "shards": None if shards is None else [int(n) for n in shards],
+        "compressor": compressor,
+        "files": n_files,
+        "bytes": data_bytes,
+    }
+
+
+def _read_shapes(path: Path, n_samples: int) -> np.ndarray | None:
+    """The ``shapes`` array, or None if it is missing, unreadable or never written."""
+    try:
+        import zarr
+
+        arr = zarr.open_array(str(path / "shapes"), mode="r")
+        shapes = np.asarray(arr[:], dtype=np.int64)
+    except Exception:  # an incomplete store may have anything here
+        return None
+    if shapes.ndim != 2 or shapes.shape[0] != n_samples or not (shapes > 0).all():
+        return None
+    return shapes
+
+
+def _int_list(value: Any) -> list[int] | None:
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        return None
+    try:
+        return [int(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+
+
+def _instance_distribution(counts: Sequence[int]) -> dict[str, Any]:
+    """Summary statistics and a small integer histogram of instances per sample."""
+    if not counts:
+        empty: dict[str, Any] = dict.fromkeys(("min", "median", "mean", "max"))
+        return {
+            "total": 0,
+            **empty,
+            "samples_without_instances": 0,
+            "histogram": {"edges": [], "counts": []},
+        }
+    a = np.asarray(counts, dtype=np.int64)
+    top = int(a.max())
+    width = max(1, -(-(top + 1) // 8))  # at most 8 bins of equal integer width
+    edges = np.arange(0, top + 1 + width, width)
+    hist, _ = np.histogram(a, bins=edges)
+    return {
+        "total": int(a.sum()),
+        "min": int(a.min()),
+        "median": float(np.median(a)),
+        "mean": float(a.mean()),
+        "max": top,
+        "samples_without_instances": int((a == 0).sum()),
+        # bin i holds counts in [edges[i], edges[i + 1])
+        "histogram": {"edges": [int(e) for e in edges], "counts": [int(h) for h in hist]},
+    }
+
+
+def inspect_store(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Everything worth knowing about a built store, as a JSON-safe dict.
+
+    Reads the ``maskprep`` attributes from ``zarr.json`` directly, so an
+    incomplete store (a build that did not finish) is reported with
+    ``"complete": False`` rather than refused.
+
+    Parameters
+    ----------
+    path : path
+        A ``.zarr`` directory written by ``maskprep build-weights``.
+
+    Returns
+    -------
+    dict
+        Keys ``path``, ``complete``, ``format_version``, ``maskprep_version``,
+        ``layout``, ``samples`` (total and per split), ``classes`` (name, train
+        pixel count, frequency, images containing it, weight), ``class_weights``
+        (scheme and its config), ``void`` (label, pixels, total pixels,
+        fraction), ``instances`` (distribution of instances per sample),
+        ``geometry`` (dimensionality, largest and smallest sample shape,
+        channels), ``shards`` (shard size, count, per-array layout),
+        ``size_on_disk``, ``border`` (w0, sigma, region, tolerance, spacing),
+        ``build_config``, ``inputs`` (files and bytes), ``problems`` (what an
+        incomplete or unusual store lacks), ``quarantine`` and ``notes`` (samples
+        skipped or noted by the build, where recorded), and
+        ``other_metadata_keys``.
+
+    Raises
+    ------
+    StoreError
+        If ``path`` does not exist or is not a maskprep store.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import build_weights, make_sample
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = build_weights(make_sample(tmp / "d", n_images=5, size=(32, 32)), tmp / "o.zarr",
+    ...                   scheduler="sync")
+    >>> info = inspect_store(tmp / "o.zarr")
+    >>> info["complete"], info["samples"]["by_split"], [c["name"] for c in info["classes"]]
+    (True, {'train': 4, 'valid': 1}, ['background', 'object'])
+    """
+    p = Path(path)
+    if not p.exists():
+        raise StoreError(f"{p}: no such store")
+    if not is_maskprep_store(p):
+        raise StoreError(f"{p}: not a maskprep store (no maskprep metadata in zarr.json)")
+    doc = json.loads((p / "zarr.json").read_text(encoding="utf-8"))
+    meta: Mapping[str, Any] = doc["attributes"]["maskprep"]
+    problems: list[str] = []
+
+    complete = bool(meta.get("complete"))
+    if not complete:
+        problems.append(
+            "the build did not finish (complete flag not set); readers refuse this store: "
+            "re-run maskprep build-weights"
+        )
+    fmt = meta.get("format_version")
+    if fmt != FORMAT_VERSION:
+        problems.append(f"format version {fmt!r}; this maskprep reads version {FORMAT_VERSION}")
+
+    # Samples and splits.
+    sample_ids = [str(s) for s in meta.get("sample_ids") or []]
+    splits = [str(s) for s in meta.get("split") or []]
+    n = len(sample_ids) or len(splits)
+    by_split: dict[str, int] = {}
+    for s in splits:
+        by_split[s] = by_split.get(s, 0) + 1
+
+    # Arrays, shards and sizes.
+    arrays: dict[str, Any] = {}
+    for name in _ALL_ARRAYS:
+        info = _array_info(p / name)
+        if info is None:
+            problems.append(f"array {name} is missing")
+        arrays[name] = info
+    shard_size = meta.get("shard_size")
+    n_shards = -(-n // int(shard_size)) if isinstance(shard_size, int) and shard_size > 0 else None
+    markers = p.joinpath(*_MARKERS)
+    shards_done = (
+        sum(1 for f in markers.iterdir() if f.suffix == ".json" and not f.name.startswith("."))
+        if markers.is_dir()
+        else None
+    )
+    if n_shards is not None and not complete:
+        if shards_done is not None:
+            problems.append(f"{shards_done} of {n_shards} shards recorded as written")
+        for name in ARRAY_NAMES:
+            a = arrays.get(name)
+            if a is not None and a["files"] < n_shards:
+                problems.append(f"array {name}: {a['files']} of {n_shards} shard files written")
+    total_bytes, total_files = _dir_size(p)
+
+    # Geometry and void fraction.
+    shapes = _read_shapes(p, n) if n else None
+    image = arrays.get("image")
+    labels = arrays.get("labels")
+    ndim = None if labels is None else len(labels["shape"]) - 1
+    channels = None
+    if image is not None and ndim is not None and len(image["shape"]) == ndim + 2:
+        channels = int(image["shape"][-1])
+    total_pixels = int(np.prod(shapes, axis=1).sum()) if shapes is not None else None
+    if shapes is None and n:
+        problems.append("sample shapes unknown (the shapes array is missing or unwritten)")
+    void_per_sample = _int_list(meta.get("void_pixels")) or []
+    void_total = sum(void_per_sample)
+    void_train = sum(v for v, s in zip(void_per_sample, splits, strict=False) if s == "train")
+
+    # Classes.
+    names = [str(c) for c in meta.get("class_names") or []]
+    counts = _int_list(meta.get("class_counts")) or []
+    weights = [float(w) for w in meta.get("class_weights") or []]
+    stats = meta.get("class_stats") or {}
+    image_counts: list[int | None] = [*(_int_list(stats.get("image_counts")) or [])]
+    n_images = stats.get("n_images")
+    labeled = sum(counts)
+    classes = [
+        {
+            "index": i,
+            "name": name,
+            "pixels": counts[i] if i < len(counts) else None,
+            "frequency": (counts[i] / labeled) if labeled and i < len(counts) else 0.0,
+            "images": image_counts[i] if i < len(image_counts) else None,
+            "weight": weights[i] if i < len(weights) else None,
+        }
+        for i, name in enumerate(names)
+    ]
+
+    inputs = meta.get("inputs") or []
+    input_bytes = sum(int(f.get("bytes", 0)) for f in inputs if isinstance(f, Mapping))
+    spacing = meta.get("spacing")
+    return {
+        "path": str(p),
+        "complete": complete,
+        "stage": meta.get("stage"),
+        "format_version": fmt,
+        "maskprep_version": meta.get("maskprep_version"),
+        "layout": meta.get("layout"),
+        "samples": {"total": n, "by_split": by_split},
+        "classes": classes,
+        "class_weights": {
+            "scheme": meta.get("class_weight_scheme"),
+            "config": meta.get("class_weight_config"),
+            "train_images": n_images,
+        },
+        "void": {
+            "label": meta.get("void_label"),
+            "pixels": void_total,
+            "pixels_train": void_train,
+            "total_pixels": total_pixels,
+            "fraction": (void_total / total_pixels) if total_pixels else None,
+            "samples_with_void": sum(v > 0 for v in void_per_sample),
+        },
+        "instances": _instance_distribution(_int_list(meta.get("instance_counts")) or []),
+        "geometry": {
+            "ndim": ndim,
+            "max_shape": None if labels is None else labels["shape"][1:],
+            "min_shape": None if shapes is None else [int(v) for v in shapes.min(axis=0)],
+            "padded_samples": None
+            if shapes is None or labels is None
+            else int((shapes != np.asarray(labels["shape"][1:])).any(axis=1).sum()),
+            "channels": channels,
+            "image_dtype": None if image is None else image["dtype"],
+            "labels_dtype": None if labels is None else labels["dtype"],
+        },
+        "shards": {
+            "shard_size": shard_size,
+            "n_shards": n_shards,
+            "recorded_written": shards_done,
+            "arrays": arrays,
+        },
+        "size_on_disk": {"bytes": total_bytes, "files": total_files},
+        "border": {
+            "w0": meta.get("w0"),
+            "sigma": meta.get("sigma"),
+            "region": meta.get("border_region"),
+            "tolerance": meta.get("tolerance"),
+            "spacing": spacing,
+        },
+        "build_config": meta.get("config"),
+        "inputs": {
+            "files": len(inputs),
+            "bytes": input_bytes,
+            "digest": meta.get("inputs_digest"),
+        },
+        "metadata_digest": meta.get("metadata_digest"),
+        "on_error": meta.get("on_error"),
+        "quarantine": list(meta.get("quarantine") or []),
+        "notes": list(meta.get("notes") or []),
+        "problems": problems,
+        "other_metadata_keys": sorted(k for k in meta if k not in _KNOWN_KEYS),
+    }
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _shape(shape: Sequence[int] | None) -> str:
+    return "?" if shape is None else "x".join(str(int(s)) for s in shape)
+
+
+def _num(value: Any) -> str:
+    """Short form of a number from the metadata (10.0 -> 10)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def format_inspection(info: Mapping[str, Any]) -> str:
+    """Human-readable text of an :func:`inspect_store` result.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import build_weights, make_sample
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = build_weights(make_sample(tmp / "d", n_images=5, size=(32, 32)), tmp / "o.zarr",
+    ...                   scheduler="sync")
+    >>> print(format_inspection(inspect_store(tmp / "o.zarr")).splitlines()[2])
+    Samples: 5 (train 4, valid 1)
+    """
+    lines: list[str] = []
+    status = "complete" if info["complete"] else "INCOMPLETE"
+    if not info["complete"] and info.get("stage"):
+        status += f", stage {info['stage']}"
+    lines.append(f"maskprep store {info['path']} [{status}]")
+    lines.append(
+        f"  format {info['format_version']}, written by maskprep {info['maskprep_version']} "
+        f"from a dataset in the {info['layout']} layout"
+    )
+    samples = info["samples"]
+    parts = ", ".join(f"{k} {v}" for k, v in samples["by_split"].items())
+    lines.append(f"Samples: {samples['total']} ({parts})")
+
+    g = info["geometry"]
+    channels = "1 channel" if g["channels"] is None else f"{g['channels']} channels"
+    sizes = f"largest {_shape(g['max_shape'])}"
+    if g["min_shape"] is not None and g["min_shape"] != g["max_shape"]:
+        sizes += f", smallest {_shape(g['min_shape'])}, {g['padded_samples']} padded"
+    lines.append(
+        f"Geometry: {g['ndim']}D, {sizes}; image {g['image_dtype']} ({channels}), "
+        f"labels {g['labels_dtype']}"
+    )
+
+    cw = info["class_weights"]
+    lines.append("")
+    lines.append(
+        f"Classes (train split, void excluded; weights: {cw['scheme']}, "
+        f"{cw['train_images']} train images):"
+    )
+    lines.append(
+        f"  {'id':>3}  {'name':<16}{'pixels':>14}{'frequency':>11}{'images':>9}{'weight':>10}"
+    )
+    for c in info["classes"]:
+        pixels = "?" if c["pixels"] is None else f"{c['pixels']:,}"
+        images = "?" if c["images"] is None else str(c["images"])
+        weight = "?" if c["weight"] is None else f"{c['weight']:.4f}"
+        lines.append(
+            f"  {c['index']:>3}  {c['name']:<16}{pixels:>14}{c['frequency']:>11.4f}"
+            f"{images:>9}{weight:>10}"
+        )
+    config = cw.get("config")
+    if isinstance(config, Mapping):
+        extras = ", ".join(f"{k}={v}" for k, v in config.items() if k != "scheme")
+        lines.append(f"  scheme parameters: {extras}")
+
+    v = info["void"]
+    frac = "?" if v["fraction"] is None else f"{100 * v['fraction']:.2f}%"
+    total = "?" if v["total_pixels"] is None else f"{v['total_pixels']:,}"
+    lines.append(
+        f"Void: label {v['label']} (the loss's ignore_index): {v['pixels']:,} of {total} pixels "
+        f"({frac}), in {v['samples_with_void']} of {samples['total']} samples"
+    )
+    lines.append(f"  {v['pixels_train']:,} void pixels in the train split")
+
+    inst = info["instances"]
+    if inst["min"] is None:
+        lines.append("Instances per sample: no samples")
+    else:
+        lines.append(
+            f"Instances per sample: min {inst['min']}, median {_num(inst['median'])}, "
+            f"mean {inst['mean']:.1f}, max {inst['max']}; total {inst['total']:,}; "
+            f"{inst['samples_without_instances']} sample(s) without instances"
+        )
+        edges, hist = inst["histogram"]["edges"], inst["histogram"]["counts"]
+        top = max(hist) if hist else 0
+        for lo, hi, k in zip(edges[:-1], edges[1:], hist, strict=True):
+            label = str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}"
+            bar = "#" * (round(30 * k / top) if top else 0)
+            lines.append(f"  {label:>9} | {bar} {k}")
+
+    b = info["border"]
+    spacing = "isotropic (1 per axis)" if b["spacing"] is None else _shape(b["spacing"])
+    lines.append("")
+    lines.append(
+        f"Border term: w0 {_num(b['w0'])}, sigma {_num(b['sigma'])}, region {b['region']}, "
+        f"tolerance {b['tolerance']}, spacing {spacing}"
+    )
+
+    s = info["shards"]
+    lines.append(
+        f"Shards: {s['n_shards']} shard(s) of up to {s['shard_size']} samples per array, "
+        "one chunk per sample"
+    )
+    lines.append(f"  {'array':<10}{'shape':<22}{'dtype':<9}{'shard':<22}{'files':>6}{'size':>11}")
+    for name, a in s["arrays"].items():
+        if a is None:
+            lines.append(f"  {name:<10}MISSING")
+            continue
+        shard = _shape(a["shards"]) if a["shards"] is not None else "-"
+        lines.append(
+            f"  {name:<10}{_shape(a['shape']):<22}{a['dtype']:<9}{shard:<22}"
+            f"{a['files']:>6}{_size(a['bytes']):>11}"
+        )
+    size = info["size_on_disk"]
+    lines.append(
+        f"Size on disk: {_size(size['bytes'])} ({size['bytes']:,} bytes, {size['files']} files)"
+    )
+
+    inputs = info["inputs"]
+    digest = f", inputs sha256 {inputs['digest'][:16]}..." if inputs.get("digest") else ""
+    lines.append(
+        f"Provenance: maskprep {info['maskprep_version']}, {inputs['files']} input files "
+        f"({_size(inputs['bytes'])}){digest}"
+    )
+    if info.get("on_error") is not None:
+        lines.append(f"On error: {info['on_error']}; {len(info['quarantine'])} sample(s) skipped")
+    for what, key, field in (("Skipped", "quarantine", "error"), ("Note", "notes", "note")):
+        entries = info.get(key) or []
+        for e in entries[:_MAX_LISTED]:
+            if isinstance(e, Mapping):
+                lines.append(f"  {what} {e.get('sample_id')}: {e.get(field)}")
+        if len(entries) > _MAX_LISTED:
+            lines.append(f"  ... and {len(entries) - _MAX_LISTED} more ({key} in --json)")
+    config = info["build_config"]
+    if isinstance(config, Mapping):
+        flat: list[str] = []
+        for k, val in config.items():
+            if isinstance(val, Mapping):
+                flat.extend(f"{k}.{k2}={v2}" for k2, v2 in val.items())
+            else:
+                flat.append(f"{k}={val}")
+        lines.extend(
+            textwrap.wrap(
+                ", ".join(flat),
+                width=100,
+                initial_indent="Build parameters: ",
+                subsequent_indent="  ",
+                break_on_hyphens=False,
+            )
+        )
+    if info["other_metadata_keys"]:
+        lines.append("Other metadata: " + ", ".join(info["other_metadata_keys"]))
+    if info["problems"]:
+        lines.append("")
+        lines.append("INCOMPLETE STORE:" if not info["complete"] else "Problems:")
+        lines.extend(f"  - {msg}" for msg in info["problems"])
+    return "\n".join(lines)

@@ -1,0 +1,580 @@
+"""PNG previews of samples and class statistics: ``maskprep preview``.
+
+For a built store, the samples are read back with :func:`~maskprep.open_shards`
+and shown exactly as a trainer gets them. For a dataset directory (before any
+build), the samples go through the same code as a build
+(:func:`~maskprep._pipeline.sample_arrays`): void fill, class weights and the
+border term are what ``build-weights`` with the same options would write.
+
+Class weights of a dataset preview come from a quick scan: up to
+``scan_limit`` samples (default 64) evenly spaced over the dataset are read and
+counted, their train samples (all scanned samples if none is train) give the
+class statistics, and the weights follow from the configured scheme. With
+``scan_limit`` or fewer samples the scan is the whole dataset, so the weights
+equal those of a build; otherwise they are an estimate, and the figures say so.
+
+Which samples are shown is deterministic: samples with void pixels first, then
+by number of instances (most first), ties in dataset order, so the previews
+show void, touching instances and border weights when the data has them. The
+chosen samples are written in dataset order. ``ids`` picks samples by id instead.
+
+Figures are drawn with matplotlib's Agg canvas directly (no pyplot, no global
+backend switch, nothing shown on screen).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from maskprep._config import BuildConfig
+from maskprep._errors import StoreError
+from maskprep._store import is_maskprep_store
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "HISTOGRAM_FIGSIZE",
+    "OUTLINE_COLOR",
+    "SAMPLE_FIGSIZE",
+    "VOID_COLOR",
+    "PreviewData",
+    "PreviewSample",
+    "load_dataset_preview",
+    "load_store_preview",
+    "preview",
+    "render_class_histogram",
+    "render_sample",
+]
+
+SAMPLE_FIGSIZE = (10.0, 8.4)
+"""Size in inches of a sample figure; pixels = size x dpi."""
+HISTOGRAM_FIGSIZE = (9.0, 3.6)
+"""Size in inches of ``class_histogram.png``."""
+VOID_COLOR = (1.0, 0.0, 1.0)
+"""Void pixels in the labels and weights panels (magenta, in no class palette)."""
+OUTLINE_COLOR = (1.0, 1.0, 0.0)
+"""Instance outlines over the image (yellow)."""
+
+# Class colours: class 0 (usually background) dark grey, then tab10 without its
+# pink and grey (too close to void magenta and to class 0).
+_CLASS_COLORS = (
+    (0.17, 0.17, 0.17),
+    (1.0, 0.498, 0.055),
+    (0.122, 0.467, 0.706),
+    (0.173, 0.627, 0.173),
+    (0.839, 0.153, 0.157),
+    (0.58, 0.404, 0.741),
+    (0.549, 0.337, 0.294),
+    (0.737, 0.741, 0.133),
+    (0.09, 0.745, 0.812),
+)
+_UNKNOWN_COLOR = (1.0, 1.0, 1.0)  # a label that is neither a class nor void
+
+
+@dataclass(frozen=True)
+class PreviewSample:
+    """One sample to draw: the four arrays as a trainer sees them, unpadded."""
+
+    sample_id: str
+    split: str
+    arrays: Mapping[str, np.ndarray]
+    n_instances: int
+    void_pixels: int
+
+
+@dataclass(frozen=True)
+class PreviewData:
+    """Everything the figures show: chosen samples and class statistics."""
+
+    source: str
+    note: str
+    class_names: tuple[str, ...]
+    void_label: int
+    class_counts: tuple[int, ...]
+    class_weights: tuple[float, ...]
+    scheme: str
+    void_pixels_train: int
+    w0: float
+    sigma: float
+    samples: tuple[PreviewSample, ...]
+
+
+def _rank(instance_counts: Sequence[int], void_pixels: Sequence[int], k: int) -> list[int]:
+    """Indices of the ``k`` samples to show, in dataset order.
+
+    >>> _rank([3, 9, 1, 9], [0, 0, 5, 0], 2)
+    [1, 2]
+    """
+    order = sorted(
+        range(len(instance_counts)),
+        key=lambda i: (void_pixels[i] == 0, -instance_counts[i], i),
+    )
+    return sorted(order[:k])
+
+
+def _pick_ids(known: Sequence[str], ids: Sequence[str]) -> list[int]:
+    index = {s: i for i, s in enumerate(known)}
+    missing = [s for s in ids if s not in index]
+    if missing:
+        shown = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
+        raise ValueError(f"unknown sample id(s) {', '.join(missing)}; the samples are {shown}")
+    return [index[s] for s in ids]
+
+
+def _check_count(samples: int) -> None:
+    if not isinstance(samples, int) or samples < 0:
+        raise ValueError(f"samples must be a non-negative integer, got {samples!r}")
+
+
+def load_store_preview(
+    path: str | os.PathLike[str], *, samples: int = 4, ids: Sequence[str] | None = None
+) -> PreviewData:
+    """Pick and read the samples of a complete store to preview.
+
+    Raises
+    ------
+    StoreError
+        If the store is missing, not a maskprep store, or incomplete.
+    """
+    from maskprep._reader import open_shards
+
+    _check_count(samples)
+    shards = open_shards(path)
+    meta = shards.metadata
+    n = len(shards)
+    inst = [int(v) for v in meta.get("instance_counts") or [0] * n]
+    void = [int(v) for v in meta.get("void_pixels") or [0] * n]
+    chosen = _pick_ids(shards.sample_ids, ids) if ids else _rank(inst, void, samples)
+    splits = shards.splits
+    picked = tuple(
+        PreviewSample(shards.sample_ids[i], splits[i], shards[i], inst[i], void[i]) for i in chosen
+    )
+    void_train = sum(v for v, s in zip(void, splits, strict=True) if s == "train")
+    return PreviewData(
+        source=str(path),
+        note=f"store {Path(path).resolve().name}",
+        class_names=tuple(shards.class_names),
+        void_label=shards.void_label,
+        class_counts=tuple(int(c) for c in shards.class_counts),
+        class_weights=tuple(float(w) for w in shards.class_weights),
+        scheme=str(meta.get("class_weight_scheme", "?")),
+        void_pixels_train=void_train,
+        w0=float(meta.get("w0", math.nan)),
+        sigma=float(meta.get("sigma", math.nan)),
+        samples=picked,
+    )
+
+
+def load_dataset_preview(
+    path: str | os.PathLike[str],
+    *,
+    samples: int = 4,
+    ids: Sequence[str] | None = None,
+    config: BuildConfig | None = None,
+    scan_limit: int = 64,
+) -> PreviewData:
+    """Pick samples of a dataset directory and compute what a build would store.
+
+    Class weights come from a scan of up to ``scan_limit`` evenly spaced
+    samples (see the module docstring); the arrays of the shown samples are
+    computed by the build's own :func:`~maskprep._pipeline.sample_arrays`.
+
+    Raises
+    ------
+    DataError
+        For the same dataset problems a build reports.
+    """
+    from maskprep._class_weights import ClassStats, class_weights
+    from maskprep._ingest import discover, read_sample
+    from maskprep._pipeline import labels_dtype, sample_arrays, semantic_labels, weight_lookup
+
+    _check_count(samples)
+    if scan_limit < 1:
+        raise ValueError(f"scan_limit must be at least 1, got {scan_limit}")
+    config = config or BuildConfig()
+    dataset = discover(path, config.layout)
+    n = len(dataset)
+    scan = sorted({int(i) for i in np.linspace(0, n - 1, min(n, scan_limit)).round()})
+    inst: dict[int, int] = {}
+    void: dict[int, int] = {}
+    labels_of: dict[int, np.ndarray] = {}
+    for i in scan:
+        s = read_sample(
+            dataset.samples[i],
+            unlabeled_value=config.unlabeled_value,
+            max_pixels=config.max_pixels,
+        )
+        ids_ = np.unique(s.instances)
+        inst[i] = int(np.count_nonzero(ids_))
+        void[i] = int(s.void.sum())
+        labels_of[i] = semantic_labels(s.instances, s.void, config.void_label, np.uint16)
+    train = [i for i in scan if dataset.samples[i].split == "train"] or scan
+    stats = ClassStats.from_label_images(
+        (labels_of[i] for i in train), config.num_classes, config.void_label
+    )
+    del labels_of
+    weights = class_weights(stats, config.class_weights, class_names=config.class_names)
+    lut = weight_lookup(config, [float(w) for w in weights])
+    dtype = np.dtype(labels_dtype(config))
+
+    all_ids = [s.sample_id for s in dataset.samples]
+    if ids:
+        chosen = _pick_ids(all_ids, ids)
+    else:
+        chosen = [scan[j] for j in _rank([inst[i] for i in scan], [void[i] for i in scan], samples)]
+    picked = []
+    for i in chosen:
+        src = dataset.samples[i]
+        arrays = sample_arrays(src, config, lut, dtype)
+        n_inst = inst[i] if i in inst else int(np.count_nonzero(np.unique(arrays["instances"])))
+        n_void = int((arrays["labels"] == config.void_label).sum())
+        picked.append(PreviewSample(src.sample_id, src.split, arrays, n_inst, n_void))
+
+    which = "train samples" if any(dataset.samples[i].split == "train" for i in scan) else "samples"
+    scope = "all" if len(scan) == n else f"{len(scan)} of {n}"
+    return PreviewData(
+        source=str(path),
+        note=(
+            f"dataset {Path(path).resolve().name} before build: class weights from {scope} {which}"
+        ),
+        class_names=tuple(config.class_names),
+        void_label=config.void_label,
+        class_counts=stats.class_counts,
+        class_weights=tuple(float(w) for w in weights),
+        scheme=config.class_weights.scheme,
+        void_pixels_train=sum(void[i] for i in train),
+        w0=config.w0,
+        sigma=config.sigma,
+        samples=tuple(picked),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# drawing
+# --------------------------------------------------------------------------- #
+
+
+def _new_figure(figsize: tuple[float, float], dpi: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _class_colors(n: int) -> np.ndarray:
+    """RGB colour of each class (cycling the palette for many classes)."""
+    return np.asarray([_CLASS_COLORS[i % len(_CLASS_COLORS)] for i in range(n)], dtype=float)
+
+
+def _display_image(image: np.ndarray, ndim: int) -> tuple[np.ndarray, str]:
+    """An image as float grey (2D) or RGB in [0, 1], and a note on channels."""
+    note = ""
+    img = image
+    if img.ndim == ndim + 1:
+        c = img.shape[-1]
+        if c in (3, 4):
+            img = img[..., :3]
+        else:
+            note = f" (channel 0 of {c})" if c > 1 else ""
+            img = img[..., 0]
+    a = img.astype(np.float64)
+    if img.dtype == np.uint8:
+        lo, hi = 0.0, 255.0
+    elif a.size:
+        lo, hi = (float(v) for v in np.percentile(a, [0.5, 99.5]))
+    else:
+        lo, hi = 0.0, 1.0
+    if hi <= lo:
+        hi = lo + 1.0
+    return np.clip((a - lo) / (hi - lo), 0.0, 1.0), note
+
+
+def _outlines(instances: np.ndarray, target_px: int = 384) -> np.ndarray:
+    """Boolean instance boundaries, thickened for images larger than the panel."""
+    from scipy import ndimage
+    from skimage.segmentation import find_boundaries
+
+    edges = np.asarray(find_boundaries(instances, mode="inner", background=0), dtype=bool)
+    grow = math.ceil(max(instances.shape) / target_px) - 1
+    if grow > 0:
+        edges = ndimage.binary_dilation(edges, iterations=grow) & (instances != 0)
+    return edges
+
+
+def _count(n: int) -> str:
+    """
+    >>> _count(1), _count(2)
+    ('1 instance', '2 instances')
+    """
+    return f"{n} instance" if n == 1 else f"{n} instances"
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def render_sample(
+    sample: PreviewSample,
+    data: PreviewData,
+    *,
+    dpi: float = 80,
+) -> tuple[Figure, dict[str, Axes]]:
+    """Draw one sample: image, labels with void, instance outlines, weight map.
+
+    Returns the figure and its axes by panel name (``image``, ``labels``,
+    ``instances``, ``weights``); 3D samples show their middle slice along
+    axis 0.
+    """
+    from matplotlib.patches import Patch
+
+    arrays = sample.arrays
+    labels = np.asarray(arrays["labels"])
+    instances = np.asarray(arrays["instances"])
+    weights = np.asarray(arrays["weights"])
+    image = np.asarray(arrays["image"])
+    shape = labels.shape
+    where = ""
+    if labels.ndim == 3:
+        z = shape[0] // 2
+        labels, instances, weights, image = labels[z], instances[z], weights[z], image[z]
+        where = f"; slice z={z} of {shape[0]} (middle, axis 0)"
+    void = labels == data.void_label
+
+    fig = _new_figure(SAMPLE_FIGSIZE, dpi)
+    grid = fig.subplots(2, 2)
+    axes = {
+        "image": grid[0, 0],
+        "labels": grid[0, 1],
+        "instances": grid[1, 0],
+        "weights": grid[1, 1],
+    }
+    for ax in axes.values():
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    shape_text = "x".join(str(s) for s in shape)
+    fig.suptitle(
+        f"{sample.sample_id} ({sample.split}): {shape_text}, {_count(sample.n_instances)}, "
+        f"void {100 * sample.void_pixels / max(1, math.prod(shape)):.1f}%{where}\n{data.note}",
+        fontsize=11,
+    )
+
+    shown, channel_note = _display_image(image, labels.ndim)
+    gray = "gray" if shown.ndim == 2 else None
+    axes["image"].imshow(shown, cmap=gray, vmin=0, vmax=1, interpolation="nearest")
+    axes["image"].set_title(f"image{channel_note}", fontsize=10)
+
+    n_classes = len(data.class_names)
+    lut = np.tile(np.asarray(_UNKNOWN_COLOR), (max(int(labels.max(initial=0)), n_classes) + 1, 1))
+    lut[:n_classes] = _class_colors(n_classes)
+    if data.void_label < lut.shape[0]:
+        lut[data.void_label] = VOID_COLOR
+    axes["labels"].imshow(lut[labels], interpolation="nearest")
+    axes["labels"].set_title(
+        f"labels (void = {data.void_label}, magenta:\nthe loss's ignore_index)", fontsize=10
+    )
+    handles = [
+        Patch(facecolor=tuple(c), edgecolor="black", label=f"{i} {name}")
+        for i, (name, c) in enumerate(zip(data.class_names, _class_colors(n_classes), strict=True))
+    ]
+    handles.append(Patch(facecolor=VOID_COLOR, edgecolor="black", label=f"{data.void_label} void"))
+    axes["labels"].legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize=9,
+        ncols=1 if len(handles) <= 12 else 2,
+    )
+
+    base = shown if shown.ndim == 3 else np.repeat(shown[..., None], 3, axis=-1)
+    edges = _outlines(instances)
+    overlay = np.zeros((*edges.shape, 4))
+    overlay[edges] = (*OUTLINE_COLOR, 1.0)
+    axes["instances"].imshow(base, interpolation="nearest")
+    axes["instances"].imshow(overlay, interpolation="nearest")
+    n_here = int(np.count_nonzero(np.unique(instances)))
+    here = f", {n_here} in this slice" if where else ""
+    axes["instances"].set_title(
+        f"instance outlines (yellow):\n{_count(sample.n_instances)}{here}", fontsize=10
+    )
+
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["viridis"].with_extremes(bad=VOID_COLOR)
+    masked = np.ma.masked_array(weights, mask=void)
+    im = axes["weights"].imshow(masked, cmap=cmap, interpolation="nearest")
+    # An inset colour bar follows the image's drawn (aspect-fitted) box.
+    cax = axes["weights"].inset_axes((1.04, 0.0, 0.05, 1.0))
+    fig.colorbar(im, cax=cax, label="weight")
+    axes["weights"].set_title(
+        f"weights = class weight + border term\n(w0={_num(data.w0)}, sigma={_num(data.sigma)}; "
+        "void = 0, magenta)",
+        fontsize=10,
+    )
+    return fig, axes
+
+
+def render_class_histogram(data: PreviewData, *, dpi: float = 80) -> Figure:
+    """Bar charts of class pixel counts (with void) and class weights."""
+    fig = _new_figure(HISTOGRAM_FIGSIZE, dpi)
+    ax_counts, ax_weights = fig.subplots(1, 2)
+    n = len(data.class_names)
+    colors = [tuple(c) for c in _class_colors(n)]
+    names = [f"{i} {name}" for i, name in enumerate(data.class_names)]
+    counts = [*data.class_counts, data.void_pixels_train]
+    x = np.arange(n + 1)
+    bars = ax_counts.bar(x, counts, color=[*colors, VOID_COLOR], edgecolor="black")
+    bars[-1].set_hatch("//")
+    ax_counts.set_xticks(x, [*names, f"{data.void_label} void\n(ignored)"], fontsize=9)
+    positive = [c for c in counts if c > 0]
+    if positive and max(positive) / min(positive) > 50:
+        ax_counts.set_yscale("log")
+    labeled = sum(data.class_counts)
+    for bar, c in zip(bars[:-1], data.class_counts, strict=True):
+        frac = c / labeled if labeled else 0.0
+        ax_counts.annotate(
+            f"{c:,}\n{100 * frac:.1f}%",
+            (bar.get_x() + bar.get_width() / 2, max(c, 1)),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    ax_counts.annotate(
+        f"{data.void_pixels_train:,}",
+        (bars[-1].get_x() + bars[-1].get_width() / 2, max(data.void_pixels_train, 1)),
+        ha="center",
+        va="bottom",
+        fontsize=8,
+    )
+    ax_counts.margins(y=0.25)
+    log = " (log scale)" if ax_counts.get_yscale() == "log" else ""
+    ax_counts.set_ylabel(f"pixels (train split){log}")
+    ax_counts.set_title("class pixel counts (train; % of labeled)", fontsize=10)
+
+    wbars = ax_weights.bar(np.arange(n), data.class_weights, color=colors, edgecolor="black")
+    ax_weights.set_xticks(np.arange(n), names, fontsize=9)
+    for bar, w in zip(wbars, data.class_weights, strict=True):
+        ax_weights.annotate(
+            f"{w:.3g}",
+            (bar.get_x() + bar.get_width() / 2, w),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    ax_weights.margins(y=0.15)
+    ax_weights.set_ylabel("class weight")
+    ax_weights.set_title(f"class weights ({data.scheme}; void = 0)", fontsize=10)
+    fig.suptitle(data.note, fontsize=10)
+    return fig
+
+
+def preview(
+    path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    samples: int = 4,
+    ids: Sequence[str] | None = None,
+    config: BuildConfig | None = None,
+    dpi: float = 80,
+    scan_limit: int = 64,
+    palette: bool = False,
+) -> list[Path]:
+    """Write preview PNGs of a built store or of a dataset directory.
+
+    One ``<sample_id>.png`` per chosen sample (image; labels with void in
+    magenta and a legend; instance outlines over the image; weight map with a
+    colour bar) and ``class_histogram.png`` (class pixel counts and weights).
+
+    Parameters
+    ----------
+    path : path
+        A complete maskprep store, or a dataset directory (previewed as
+        ``build-weights`` with ``config`` would build it).
+    out_dir : path
+        Directory for the PNGs; created if missing, existing files replaced.
+    samples : int
+        How many samples to draw (see the module docstring for which).
+    ids : sequence of str, optional
+        Draw these samples instead.
+    config : BuildConfig, optional
+        Build options for a dataset directory; an error for a store, whose
+        options are fixed.
+    dpi : float
+        Resolution; a sample figure is ``SAMPLE_FIGSIZE * dpi`` pixels.
+    scan_limit : int
+        Dataset directories only: samples scanned for the class weights.
+    palette : bool
+        Write 256-colour palette PNGs (about half the size, colours
+        approximate; for docs and sharing) instead of full-colour RGB.
+
+    Returns
+    -------
+    list of Path
+        The sample PNGs in dataset order, then ``class_histogram.png``.
+
+    Raises
+    ------
+    StoreError
+        For an incomplete store (open_shards refuses it) or a missing path.
+    DataError
+        For a dataset directory a build would refuse.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import make_sample
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> data = make_sample(tmp / "d", n_images=3, size=(32, 32))
+    >>> [p.name for p in preview(data, tmp / "png", samples=1)]
+    ['d_001.png', 'class_histogram.png']
+    """
+    src = Path(path)
+    if is_maskprep_store(src):
+        if config is not None:
+            raise ValueError(
+                f"{src} is a built store; build options apply only to a dataset directory"
+            )
+        data = load_store_preview(src, samples=samples, ids=ids)
+    elif src.is_dir():
+        data = load_dataset_preview(
+            src, samples=samples, ids=ids, config=config, scan_limit=scan_limit
+        )
+    else:
+        raise StoreError(f"{src}: no such store or dataset directory")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for sample in data.samples:
+        fig, _ = render_sample(sample, data, dpi=dpi)
+        target = out / f"{sample.sample_id}.png"
+        _save_png(fig, target, palette=palette)
+        written.append(target)
+    target = out / "class_histogram.png"
+    _save_png(render_class_histogram(data, dpi=dpi), target, palette=palette)
+    written.append(target)
+    return written
+
+
+def _save_png(fig: Figure, target: Path, *, palette: bool) -> None:
+    """Save as an RGB PNG (no alpha), or a 256-colour palette PNG about half the size."""
+    from PIL import Image
+
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())  # type: ignore[attr-defined]
+    image = Image.fromarray(np.ascontiguousarray(rgba[..., :3]))
+    if palette:
+        image = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    image.save(target, format="PNG", optimize=True)

@@ -9,7 +9,9 @@ from maskprep._class_weights import ClassStats, ClassWeightConfig, class_weights
 from maskprep._config import BuildConfig
 from maskprep._errors import DataError, MaskprepError, StoreError
 from maskprep._ingest import discover, read_sample
+from maskprep._inspect import format_inspection, inspect_store
 from maskprep._pipeline import BuildSummary, build_weights, semantic_labels
+from maskprep._preview import preview
 from maskprep._reader import Shards, open_shards
 from maskprep._reweight import ReweightSummary, reweight
 from maskprep._sample_data import make_sample
@@ -33,8 +35,11 @@ __all__ = [
     "build_weights",
     "class_weights",
     "discover",
+    "format_inspection",
+    "inspect_store",
     "make_sample",
     "open_shards",
+    "preview",
     "read_sample",
     "reweight",
     "semantic_labels",

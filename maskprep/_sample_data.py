@@ -137,7 +137,7 @@ def make_sample(
         elif n_images > 2 and i == n_images - 2:
             n_cells = 1
         else:
-            n_cells = int(rng.integers(8, 14) * area / (256 * 256 if not three_d else 64**3))
+            n_cells = int(rng.integers(28, 40) * area / (256 * 256 if not three_d else 64**3))
             n_cells = max(2, n_cells)
         labels = touching_nuclei(tuple(size), n_cells, (0.6 * mean_r, 1.3 * mean_r), rng)
         image = _nuclei_image(labels, rng)

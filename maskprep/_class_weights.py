@@ -467,10 +467,14 @@ class ClassWeightConfig:
 # weights
 # --------------------------------------------------------------------------- #
 
-_StatsLike = ClassStats | Sequence[int] | npt.NDArray[np.integer[Any]]
+_StatsLike = ClassStats | Sequence[int] | npt.NDArray[np.integer[Any]] | Mapping[str, Any]
 
 
 def _counts_of(stats: _StatsLike) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    if isinstance(stats, Mapping):
+        if "class_stats" not in stats:
+            raise ValueError("a metadata mapping needs a 'class_stats' entry (a store's metadata)")
+        stats = ClassStats.from_dict(stats["class_stats"])
     if isinstance(stats, ClassStats):
         return stats.class_counts, stats.present_pixels
     counts = _int_tuple(stats, "class counts")
@@ -557,7 +561,7 @@ def _describe(indices: list[int], names: Sequence[str] | None) -> str:
 
 
 def class_weights(
-    stats: ClassStats | Sequence[int] | npt.NDArray[np.integer[Any]],
+    stats: _StatsLike,
     config: ClassWeightConfig | None = None,
     *,
     class_names: Sequence[str] | None = None,
@@ -567,9 +571,10 @@ def class_weights(
 
     Parameters
     ----------
-    stats : ClassStats or sequence of int or ndarray of int
-        Statistics of the train split, or just the per-class labeled pixel
-        counts ``n_c``. Plain counts support every scheme except
+    stats : ClassStats, store metadata, sequence of int or ndarray of int
+        Statistics of the train split (a store's metadata dict, e.g.
+        ``open_shards(path).metadata``, works: its ``class_stats`` are used),
+        or just the per-class labeled pixel counts ``n_c``. Plain counts support every scheme except
         ``median-frequency``, which needs ``ClassStats.present_pixels``.
     config : ClassWeightConfig, optional
         Scheme and parameters; default ``ClassWeightConfig()`` (``balanced``).

@@ -455,7 +455,7 @@ def test_class_weights_argument_errors():
         class_weights([3.0, 1])
     with pytest.raises(ValueError, match="one-dimensional"):
         class_weights(np.ones((2, 2), dtype=int))
-    with pytest.raises(ValueError, match="sequence of integers, got dict"):
+    with pytest.raises(ValueError, match="needs a .class_stats. entry"):
         class_weights({0: 3, 1: 4})  # type: ignore[arg-type]
 
 
@@ -625,3 +625,16 @@ def test_median_frequency_matches_segnet_definition():
     expected = [med / freq[c] if c in freq else 0.0 for c in range(6)]
     w, _ = _quiet(stats, scheme="median-frequency")
     np.testing.assert_allclose(w, expected, rtol=1e-12)
+
+
+def test_store_metadata_mapping_is_accepted() -> None:
+    stats = ClassStats(
+        class_counts=(60, 30, 10), present_pixels=(100, 80, 40), image_counts=(3, 2, 1), n_images=3
+    )
+    meta = {"class_stats": stats.to_dict(), "class_names": ["a", "b", "c"]}
+    for scheme in SCHEMES:
+        np.testing.assert_array_equal(
+            class_weights(meta, scheme=scheme), class_weights(stats, scheme=scheme)
+        )
+    with pytest.raises(ValueError, match="class_stats"):
+        class_weights({"class_counts": [1, 2]})

@@ -13,6 +13,7 @@ from maskprep._inspect import format_inspection, inspect_store
 from maskprep._pipeline import BuildSummary, build_weights, semantic_labels
 from maskprep._preview import preview
 from maskprep._reader import Shards, open_shards
+from maskprep._recipes import Recipe, load_recipe
 from maskprep._reweight import ReweightSummary, reweight
 from maskprep._sample_data import make_sample
 from maskprep._verify import VerifyReport, verify_store
@@ -25,6 +26,7 @@ __all__ = [
     "ClassWeightConfig",
     "DataError",
     "MaskprepError",
+    "Recipe",
     "ReweightSummary",
     "Shards",
     "StoreError",
@@ -37,6 +39,7 @@ __all__ = [
     "discover",
     "format_inspection",
     "inspect_store",
+    "load_recipe",
     "make_sample",
     "open_shards",
     "preview",

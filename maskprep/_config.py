@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maskprep._class_weights import ClassWeightConfig
-from maskprep._ingest import LAYOUTS
+from maskprep._ingest import ALL_LAYOUTS, RECIPE_LAYOUTS, SourceSpec
+
+if TYPE_CHECKING:
+    from maskprep._recipes import Recipe
 
 __all__ = ["BORDER_REGIONS", "BuildConfig"]
 
@@ -19,6 +23,12 @@ class BuildConfig:
     """Everything that decides the content of a built store.
 
     Two builds with equal configs and equal inputs give byte-identical arrays.
+
+    ``source`` describes the semantic layouts (semantic, cityscapes, coco):
+    paths, split, the source value -> class mapping and where instance ids
+    come from. It is None for the instances and dsb2018 layouts, whose classes
+    are background and object. :meth:`from_recipe` makes a config from a
+    recipe (see :mod:`maskprep._recipes`).
 
     Examples
     --------
@@ -44,10 +54,13 @@ class BuildConfig:
     zstd_level: int = 3
     class_names: tuple[str, ...] = ("background", "object")
     max_pixels: int = 2**28
+    source: SourceSpec | None = None
 
     def __post_init__(self) -> None:
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.layout == "auto" and isinstance(self.source, SourceSpec):
+            object.__setattr__(self, "layout", self.source.layout)
+        if self.layout not in ALL_LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(ALL_LAYOUTS)}, got {self.layout!r}")
         if len(self.class_names) < 1 or len(set(self.class_names)) != len(self.class_names):
             raise ValueError(f"class_names must be distinct and non-empty, got {self.class_names}")
         if not isinstance(self.void_label, int) or self.void_label > 65535:
@@ -63,8 +76,9 @@ class BuildConfig:
             raise ValueError(
                 f"unlabeled_value must be a non-negative integer, got {self.unlabeled_value!r}"
             )
-        if self.unlabeled_value == 0:
+        if self.unlabeled_value == 0 and self.source is None:
             raise ValueError("unlabeled_value cannot be 0: 0 is background in instance masks")
+        self._check_source()
         if not (math.isfinite(self.w0) and self.w0 >= 0):
             raise ValueError(f"w0 must be a finite number >= 0, got {self.w0}")
         if not (math.isfinite(self.sigma) and self.sigma > 0):
@@ -88,6 +102,34 @@ class BuildConfig:
         if not isinstance(self.zstd_level, int) or not -7 <= self.zstd_level <= 22:
             raise ValueError(f"zstd_level must be an integer in [-7, 22], got {self.zstd_level!r}")
 
+    def _check_source(self) -> None:
+        src = self.source
+        if src is None:
+            if self.layout in RECIPE_LAYOUTS:
+                raise ValueError(
+                    f"the {self.layout} layout needs a source (class mapping and paths); "
+                    "make the config with BuildConfig.from_recipe"
+                )
+            return
+        if not isinstance(src, SourceSpec):
+            raise ValueError(f"source must be a SourceSpec, got {type(src).__name__}")
+        if self.layout != src.layout:
+            raise ValueError(f"layout {self.layout!r} differs from the source's {src.layout!r}")
+        c = len(self.class_names)
+        too_big = [k for k in (*src.class_indices, *src.instance_classes) if k >= c]
+        if too_big:
+            raise ValueError(f"class index {too_big[0]} is out of range for {c} classes")
+        if self.unlabeled_value is not None:
+            if src.layout == "coco":
+                raise ValueError("unlabeled_value does not apply to the coco layout")
+            mapped = dict(src.label_map)
+            if self.unlabeled_value in mapped:
+                name = self.class_names[mapped[self.unlabeled_value]]
+                raise ValueError(
+                    f"unlabeled_value {self.unlabeled_value} is also the source value of "
+                    f"class {name!r}"
+                )
+
     @property
     def num_classes(self) -> int:
         """Number of semantic classes (void excluded)."""
@@ -98,6 +140,11 @@ class BuildConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "source":
+                # Absent for instances and dsb2018: their stores stay as before.
+                if value is not None:
+                    out[f.name] = value.to_dict()
+                continue
             if isinstance(value, ClassWeightConfig):
                 value = value.to_dict()
             elif isinstance(value, tuple):
@@ -115,6 +162,8 @@ class BuildConfig:
         kwargs = dict(data)
         if isinstance(kwargs.get("class_weights"), dict):
             kwargs["class_weights"] = ClassWeightConfig.from_dict(kwargs["class_weights"])
+        if isinstance(kwargs.get("source"), dict):
+            kwargs["source"] = SourceSpec.from_dict(kwargs["source"])
         for key in ("spacing", "class_names"):
             if isinstance(kwargs.get(key), list):
                 kwargs[key] = tuple(kwargs[key])
@@ -124,3 +173,35 @@ class BuildConfig:
             if isinstance(kwargs.get(key), int):
                 kwargs[key] = float(kwargs[key])
         return cls(**kwargs)
+
+    @classmethod
+    def from_recipe(
+        cls,
+        recipe: Recipe | str | os.PathLike[str],
+        dataset_dir: str | os.PathLike[str],
+        **overrides: Any,
+    ) -> BuildConfig:
+        """Config for building ``dataset_dir`` with a recipe.
+
+        ``recipe`` is a :class:`~maskprep._recipes.Recipe`, a recipe name
+        (``"camvid"``) or a path to a TOML file. The recipe's class list may
+        come from the dataset (CamVid ``codes.txt``, COCO categories), hence
+        ``dataset_dir``. Keyword arguments override the recipe's build
+        defaults (``void_label=254``, ``w0=5.0``, ...); the layout, classes
+        and source are the recipe's.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from maskprep import make_sample
+        >>> data = make_sample(pathlib.Path(tempfile.mkdtemp()) / "dsb", n_images=2,
+        ...                    size=(32, 32), layout="dsb2018")
+        >>> cfg = BuildConfig.from_recipe("dsb2018", data, w0=5.0)
+        >>> cfg.layout, cfg.w0, cfg.class_names
+        ('dsb2018', 5.0, ('background', 'object'))
+        """
+        from maskprep._recipes import Recipe, load_recipe
+
+        if not isinstance(recipe, Recipe):
+            recipe = load_recipe(recipe)
+        return recipe.build_config(dataset_dir, **overrides)

@@ -53,6 +53,7 @@ __all__ = [
     "SampleProblem",
     "build_weights",
     "sample_arrays",
+    "sample_labels",
     "semantic_labels",
 ]
 
@@ -125,6 +126,17 @@ def semantic_labels(
     return labels
 
 
+def sample_labels(s: LoadedSample, config: BuildConfig, dtype: Any = np.uint8) -> np.ndarray:
+    """The stored labels of a loaded sample, void filled, as ``dtype``.
+
+    Semantic layouts read their labels (:attr:`LoadedSample.labels`);
+    instances and dsb2018 derive them with :func:`semantic_labels`.
+    """
+    if s.labels is None:
+        return semantic_labels(s.instances, s.void, config.void_label, dtype)
+    return s.labels.astype(dtype, copy=False)
+
+
 def _count_classes(labels: np.ndarray, void_label: int, num_classes: int) -> np.ndarray:
     counts = np.bincount(labels.ravel(), minlength=max(num_classes, void_label + 1))
     counts[void_label] = 0
@@ -147,7 +159,12 @@ def _split_instances(instances: np.ndarray) -> list[int]:
 
 def _load(src: SampleSource, config: BuildConfig, *, image: bool = True) -> LoadedSample:
     return read_sample(
-        src, unlabeled_value=config.unlabeled_value, max_pixels=config.max_pixels, image=image
+        src,
+        unlabeled_value=config.unlabeled_value,
+        max_pixels=config.max_pixels,
+        image=image,
+        source=config.source,
+        void_label=config.void_label,
     )
 
 
@@ -163,12 +180,14 @@ def _count_instances(instances: np.ndarray) -> int:
 def _scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo:
     s = _load(src, config, image=False)
     c = config.num_classes
-    labels = semantic_labels(s.instances, s.void, config.void_label, np.uint16)
+    labels = sample_labels(s, config, np.uint16)
     per = _count_classes(labels, config.void_label, c)
     n_inst = _count_instances(s.instances)
     channels = s.image_shape[-1] if len(s.image_shape) == s.instances.ndim + 1 else None
     notes = []
-    split = _split_instances(s.instances)
+    # Instances in several pieces hint at annotation mistakes in instance
+    # masks; in Cityscapes and COCO they are occluded objects, by design.
+    split = _split_instances(s.instances) if config.source is None else []
     if split:
         shown = ", ".join(str(i) for i in split[:10])
         more = f" and {len(split) - 10} more" if len(split) > 10 else ""
@@ -249,7 +268,7 @@ def sample_arrays(
     """
     s = _load(src, config)
     assert s.image is not None
-    labels = semantic_labels(s.instances, s.void, config.void_label, labels_dtype)
+    labels = sample_labels(s, config, labels_dtype)
     return {
         "image": s.image,
         "labels": labels,
@@ -560,7 +579,7 @@ def build_weights(
         raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    dataset = discover(dataset_dir, config.layout)
+    dataset = discover(dataset_dir, config.layout, source=config.source)
     loc = Location.parse(out, storage_options)
     inputs_digest = _inputs_digest(dataset)
     wanted = {"config": config.to_dict(), "on_error": on_error, "inputs_digest": inputs_digest}
@@ -687,10 +706,10 @@ def _scan_and_create(
         "void_pixels": [i.void_pixels for i in infos],
         "padding": "end of each axis; image 0, labels void_label, instances 0, weights 0",
         "shard_size": config.shard_size,
+        # Each file once: COCO samples share their split's annotation JSON.
         "inputs": [
             {"path": str(p.resolve().relative_to(root)), "bytes": p.stat().st_size}
-            for s in good
-            for p in s.files()
+            for p in dict.fromkeys(p for s in good for p in s.files())
         ],
         "quarantine": [{"sample_id": p.sample_id, "error": p.message} for p in problems],
         "notes": [{"sample_id": i.sample_id, "note": n} for i in infos for n in i.notes],

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 bad data or store (the message names the file),
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import warnings
@@ -158,6 +159,13 @@ def main() -> None:
     help="Dataset layout; auto detects instances or dsb2018.",
 )
 @click.option(
+    "--recipe",
+    default=None,
+    metavar="NAME|FILE.toml",
+    help="Dataset recipe: a bundled name (camvid, cityscapes, coco, dsb2018, partial) or a "
+    "TOML file; gives layout, classes and defaults, which options given here override.",
+)
+@click.option(
     "--void-label",
     type=int,
     default=255,
@@ -205,10 +213,13 @@ def main() -> None:
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing maskprep store at --out.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
 def build_weights_cmd(
+    ctx: click.Context,
     dataset_dir: Path,
     out: str,
     layout: str,
+    recipe: str | None,
     void_label: int,
     unlabeled_value: int | None,
     scheme: str,
@@ -238,20 +249,24 @@ def build_weights_cmd(
     Example:
         maskprep build-weights data/nuclei -o nuclei.zarr --class-weights clamped --w0 10 --sigma 5
         maskprep build-weights data/nuclei -o s3://bucket/nuclei.zarr --scheduler tcp://head:8786
+        maskprep build-weights data/camvid -o camvid.zarr --recipe camvid
     """
     with _user_errors():
-        config = BuildConfig(
-            layout=layout,
-            void_label=void_label,
-            unlabeled_value=unlabeled_value,
-            class_weights=_class_weight_config(scheme, mu, enet_c, beta, normalize, max_weight),
-            w0=w0,
-            sigma=sigma,
-            border_region=border_region,
-            spacing=_parse_spacing(spacing),
-            shard_size=shard_size,
-            max_pixels=max_pixels,
-        )
+        if recipe is not None:
+            config = _recipe_config(ctx, recipe, dataset_dir)
+        else:
+            config = BuildConfig(
+                layout=layout,
+                void_label=void_label,
+                unlabeled_value=unlabeled_value,
+                class_weights=_class_weight_config(scheme, mu, enet_c, beta, normalize, max_weight),
+                w0=w0,
+                sigma=sigma,
+                border_region=border_region,
+                spacing=_parse_spacing(spacing),
+                shard_size=shard_size,
+                max_pixels=max_pixels,
+            )
         summary = build_weights(
             dataset_dir,
             out,
@@ -263,6 +278,39 @@ def build_weights_cmd(
             on_error=on_error,
         )
         click.echo(_format_summary(summary))
+
+
+# build-weights options that override a recipe's defaults when given explicitly.
+_RECIPE_OVERRIDES = (
+    *("void_label", "unlabeled_value", "w0", "sigma", "border_region", "spacing"),
+    *("shard_size", "max_pixels"),
+)
+_CLASS_WEIGHT_PARAMS = ("scheme", "mu", "enet_c", "beta", "normalize", "max_weight")
+
+
+def _recipe_config(ctx: click.Context, ref: str, dataset_dir: Path) -> BuildConfig:
+    """BuildConfig from a recipe, with the options given on the command line on top."""
+    from maskprep._recipes import load_recipe
+
+    recipe = load_recipe(ref)
+    params = ctx.params
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+    if given("layout") and params["layout"] not in ("auto", recipe.layout):
+        raise click.UsageError(
+            f"--layout {params['layout']} conflicts with the {recipe.layout} layout of "
+            f"recipe {recipe.origin}"
+        )
+    overrides: dict[str, Any] = {n: params[n] for n in _RECIPE_OVERRIDES if given(n)}
+    if "spacing" in overrides:
+        overrides["spacing"] = _parse_spacing(overrides["spacing"])
+    weights = {n: params[n] for n in _CLASS_WEIGHT_PARAMS if given(n)}
+    if weights:
+        base = recipe.defaults.get("class_weights", ClassWeightConfig())
+        overrides["class_weights"] = dataclasses.replace(base, **weights)
+    return recipe.build_config(dataset_dir, **overrides)
 
 
 def _format_summary(s: BuildSummary) -> str:

@@ -194,29 +194,25 @@ def load_dataset_preview(
         For the same dataset problems a build reports.
     """
     from maskprep._class_weights import ClassStats, class_weights
-    from maskprep._ingest import discover, read_sample
-    from maskprep._pipeline import labels_dtype, sample_arrays, semantic_labels, weight_lookup
+    from maskprep._ingest import discover
+    from maskprep._pipeline import _load, labels_dtype, sample_arrays, sample_labels, weight_lookup
 
     _check_count(samples)
     if scan_limit < 1:
         raise ValueError(f"scan_limit must be at least 1, got {scan_limit}")
     config = config or BuildConfig()
-    dataset = discover(path, config.layout)
+    dataset = discover(path, config.layout, source=config.source)
     n = len(dataset)
     scan = sorted({int(i) for i in np.linspace(0, n - 1, min(n, scan_limit)).round()})
     inst: dict[int, int] = {}
     void: dict[int, int] = {}
     labels_of: dict[int, np.ndarray] = {}
     for i in scan:
-        s = read_sample(
-            dataset.samples[i],
-            unlabeled_value=config.unlabeled_value,
-            max_pixels=config.max_pixels,
-        )
+        s = _load(dataset.samples[i], config, image=False)
         ids_ = np.unique(s.instances)
         inst[i] = int(np.count_nonzero(ids_))
         void[i] = int(s.void.sum())
-        labels_of[i] = semantic_labels(s.instances, s.void, config.void_label, np.uint16)
+        labels_of[i] = sample_labels(s, config, np.uint16)
     train = [i for i in scan if dataset.samples[i].split == "train"] or scan
     stats = ClassStats.from_label_images(
         (labels_of[i] for i in train), config.num_classes, config.void_label

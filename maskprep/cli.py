@@ -119,6 +119,16 @@ def _class_weight_config(
     )
 
 
+def _recipe_option(f: F) -> F:
+    return click.option(
+        "--recipe",
+        default=None,
+        metavar="NAME|FILE.toml",
+        help="Dataset recipe: a bundled name (camvid, cityscapes, coco, dsb2018, partial) or a "
+        "TOML file; gives layout, classes and defaults, which options given here override.",
+    )(f)
+
+
 def _scheduler_options(f: F) -> F:
     """Where the Dask work runs."""
     f = click.option("--workers", type=int, default=None, help="Number of local workers.")(f)
@@ -158,13 +168,7 @@ def main() -> None:
     show_default=True,
     help="Dataset layout; auto detects instances or dsb2018.",
 )
-@click.option(
-    "--recipe",
-    default=None,
-    metavar="NAME|FILE.toml",
-    help="Dataset recipe: a bundled name (camvid, cityscapes, coco, dsb2018, partial) or a "
-    "TOML file; gives layout, classes and defaults, which options given here override.",
-)
+@_recipe_option
 @click.option(
     "--void-label",
     type=int,
@@ -442,7 +446,7 @@ def inspect_cmd(store: Path, as_json: bool) -> None:
 
 # Options of preview that only make sense for a dataset directory.
 _PREVIEW_BUILD_OPTIONS = (
-    *("layout", "void_label", "unlabeled_value", "scheme", "mu", "enet_c", "beta"),
+    *("layout", "recipe", "void_label", "unlabeled_value", "scheme", "mu", "enet_c", "beta"),
     *("normalize", "max_weight", "w0", "sigma", "border_region", "spacing", "scan_limit"),
 )
 
@@ -481,6 +485,7 @@ _PREVIEW_BUILD_OPTIONS = (
     show_default=True,
     help="Dataset layout (this and the options below: dataset directory only).",
 )
+@_recipe_option
 @click.option("--void-label", type=int, default=255, show_default=True, help="As build-weights.")
 @click.option("--unlabeled-value", type=int, default=None, help="As build-weights.")
 @_class_weight_options
@@ -511,6 +516,7 @@ def preview_cmd(
     dpi: float,
     palette: bool,
     layout: str,
+    recipe: str | None,
     void_label: int,
     unlabeled_value: int | None,
     scheme: str,
@@ -535,6 +541,7 @@ def preview_cmd(
     Example:
         maskprep preview nuclei.zarr -o previews --samples 4
         maskprep preview data/nuclei -o previews --w0 10 --sigma 5
+        maskprep preview data/camvid -o previews --recipe camvid
     """
     with _user_errors():
         given = [
@@ -543,7 +550,9 @@ def preview_cmd(
             if ctx.get_parameter_source(n) != ParameterSource.DEFAULT
         ]
         config = None
-        if given:
+        if recipe is not None:
+            config = _recipe_config(ctx, recipe, path)
+        elif given:
             config = BuildConfig(
                 layout=layout,
                 void_label=void_label,

@@ -596,3 +596,27 @@ def _build_fails(data: Path, out: Path, recipe: str) -> str:
     assert result.exit_code == 1, result.output
     assert not out.exists()
     return result.output
+
+
+def test_preview_of_a_recipe_dataset_equals_its_build(tmp_path: Path) -> None:
+    from maskprep._preview import load_dataset_preview
+
+    syn = make_camvid(tmp_path / "camvid")
+    store = tmp_path / "camvid.zarr"
+    r = CliRunner().invoke(
+        main, ["build-weights", str(syn.root), "-o", str(store), "--recipe", "camvid", "-q"]
+    )
+    assert r.exit_code == 0, r.output
+    config = load_recipe("camvid").build_config(syn.root)
+    data = load_dataset_preview(syn.root, samples=3, config=config)
+    shards = open_shards(store)
+    assert data.class_counts == tuple(shards.class_counts)
+    for s in data.samples:
+        built = shards[shards.sample_ids.index(s.sample_id)]
+        for name in ("image", "labels", "instances", "weights"):
+            np.testing.assert_array_equal(s.arrays[name], built[name], err_msg=name)
+    r = CliRunner().invoke(
+        main, ["preview", str(syn.root), "-o", str(tmp_path / "png"), "--recipe", "camvid"]
+    )
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "png").glob("*.png"))) == 4

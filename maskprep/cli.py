@@ -129,6 +129,51 @@ def _recipe_option(f: F) -> F:
     )(f)
 
 
+def _dataset_options(f: F) -> F:
+    """How a dataset directory is read and weighted: shared by build-weights and preview."""
+    f = click.option("--spacing", default=None, help="Voxel size per axis, e.g. 1,0.5,0.5.")(f)
+    f = click.option(
+        "--border-region",
+        type=click.Choice(BORDER_REGIONS),
+        default="background",
+        show_default=True,
+        help="Apply the border term to background pixels only, or all.",
+    )(f)
+    f = click.option(
+        "--sigma",
+        type=float,
+        default=5.0,
+        show_default=True,
+        help="Border term width (pixels, or spacing units).",
+    )(f)
+    f = click.option(
+        "--w0", type=float, default=10.0, show_default=True, help="Border term amplitude."
+    )(f)
+    f = _class_weight_options(f)
+    f = click.option(
+        "--unlabeled-value",
+        type=int,
+        default=None,
+        help="Mask value that means 'not annotated' (in addition to unlabeled/ masks).",
+    )(f)
+    f = click.option(
+        "--void-label",
+        type=int,
+        default=255,
+        show_default=True,
+        help="Label given to unannotated pixels (the trainer's ignore_index).",
+    )(f)
+    f = _recipe_option(f)
+    f = click.option(
+        "--layout",
+        type=click.Choice(LAYOUTS),
+        default="auto",
+        show_default=True,
+        help="Dataset layout; auto detects instances or dsb2018.",
+    )(f)
+    return f
+
+
 def _scheduler_options(f: F) -> F:
     """Where the Dask work runs."""
     f = click.option("--workers", type=int, default=None, help="Number of local workers.")(f)
@@ -161,44 +206,7 @@ def main() -> None:
     required=True,
     help="Output zarr v3 store: a new directory (train.zarr) or a URL (s3://bucket/train.zarr).",
 )
-@click.option(
-    "--layout",
-    type=click.Choice(LAYOUTS),
-    default="auto",
-    show_default=True,
-    help="Dataset layout; auto detects instances or dsb2018.",
-)
-@_recipe_option
-@click.option(
-    "--void-label",
-    type=int,
-    default=255,
-    show_default=True,
-    help="Label given to unannotated pixels (the trainer's ignore_index).",
-)
-@click.option(
-    "--unlabeled-value",
-    type=int,
-    default=None,
-    help="Mask value that means 'not annotated' (in addition to unlabeled/ masks).",
-)
-@_class_weight_options
-@click.option("--w0", type=float, default=10.0, show_default=True, help="Border term amplitude.")
-@click.option(
-    "--sigma",
-    type=float,
-    default=5.0,
-    show_default=True,
-    help="Border term width (pixels, or spacing units).",
-)
-@click.option(
-    "--border-region",
-    type=click.Choice(BORDER_REGIONS),
-    default="background",
-    show_default=True,
-    help="Apply the border term to background pixels only, or all.",
-)
-@click.option("--spacing", default=None, help="Voxel size per axis, e.g. 1,0.5,0.5.")
+@_dataset_options
 @click.option("--shard-size", type=int, default=64, show_default=True, help="Samples per shard.")
 @_scheduler_options
 @click.option(
@@ -478,27 +486,7 @@ _PREVIEW_BUILD_OPTIONS = (
     help="Resolution; a sample figure is 10 x 8.4 inches.",
 )
 @click.option("--palette", is_flag=True, help="256-colour PNGs, about half the size.")
-@click.option(
-    "--layout",
-    type=click.Choice(LAYOUTS),
-    default="auto",
-    show_default=True,
-    help="Dataset layout (this and the options below: dataset directory only).",
-)
-@_recipe_option
-@click.option("--void-label", type=int, default=255, show_default=True, help="As build-weights.")
-@click.option("--unlabeled-value", type=int, default=None, help="As build-weights.")
-@_class_weight_options
-@click.option("--w0", type=float, default=10.0, show_default=True, help="Border term amplitude.")
-@click.option("--sigma", type=float, default=5.0, show_default=True, help="Border term width.")
-@click.option(
-    "--border-region",
-    type=click.Choice(BORDER_REGIONS),
-    default="background",
-    show_default=True,
-    help="As build-weights.",
-)
-@click.option("--spacing", default=None, help="Voxel size per axis, e.g. 1,0.5,0.5.")
+@_dataset_options
 @click.option(
     "--scan-limit",
     type=click.IntRange(min=1),
@@ -535,7 +523,8 @@ def preview_cmd(
 
     PATH is a built store, or a dataset directory: then the PNGs show the void
     fill and weights build-weights would produce with the same options
-    (--layout to --spacing; class weights from up to --scan-limit samples).
+    (--layout to --spacing, which apply to dataset directories only; class
+    weights from up to --scan-limit samples).
 
     \b
     Example:

@@ -455,7 +455,7 @@ def test_class_weights_argument_errors():
         class_weights([3.0, 1])
     with pytest.raises(ValueError, match="one-dimensional"):
         class_weights(np.ones((2, 2), dtype=int))
-    with pytest.raises(ValueError, match="needs a .class_stats. entry"):
+    with pytest.raises(ValueError, match=r"needs a 'class_stats' entry"):
         class_weights({0: 3, 1: 4})  # type: ignore[arg-type]
 
 

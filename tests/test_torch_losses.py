@@ -64,8 +64,12 @@ def _numpy_reference(
 def test_module_all() -> None:
     assert sorted(mt.__all__) == mt.__all__
     assert set(mt.__all__) == {
+        "ShardDataset",
+        "ShardIterableDataset",
         "WeightedCrossEntropyLoss",
+        "collate_padded",
         "forbid_classes",
+        "to_tensors",
         "weighted_cross_entropy",
     }
 

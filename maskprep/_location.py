@@ -6,6 +6,7 @@ open their own handles, so nothing unpicklable crosses process boundaries.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -105,6 +106,15 @@ class Location:
             return
         fs, root = self._fs()
         fs.pipe_file(f"{root}/{key}", data)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if it exists."""
+        if self.is_local:
+            (self.path / key).unlink(missing_ok=True)
+            return
+        fs, root = self._fs()
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(f"{root}/{key}")
 
     def list(self, prefix: str) -> list[str]:
         """Keys directly under ``prefix`` (names only), sorted."""

@@ -41,7 +41,7 @@ from maskprep._store import (
     mark_complete,
     read_attrs,
     record_shard,
-    shard_checksums,
+    write_shard,
 )
 from maskprep._version import __version__
 
@@ -248,6 +248,14 @@ def _stats_of(scan: tuple[list[SampleInfo | SampleProblem], ClassStats]) -> Clas
     return scan[1]
 
 
+def _plain(value: Any) -> Any:
+    """Wrap task arguments that hold no Dask collections, so Dask does not walk
+    every dataclass field of thousands of samples when building the graph."""
+    import dask
+
+    return dask.delayed(value, traverse=False)
+
+
 def _tree_sum(items: list[Any], combine: Callable[..., Any]) -> Any:
     import dask
 
@@ -295,17 +303,21 @@ def weight_map(
 
 
 def _write_blocks(
-    loc: Location, layout: StoreLayout, shard: int, start: int, blocks: dict[str, np.ndarray]
+    loc: Location,
+    layout: StoreLayout,
+    shard: int,
+    start: int,
+    blocks: dict[str, np.ndarray],
+    zstd_level: int,
 ) -> dict[str, Any]:
-    import zarr
-
-    group = zarr.open_group(loc.zarr_store(), mode="r+")
-    for name, block in blocks.items():
-        group[name][start : start + block.shape[0]] = block  # type: ignore[index]
+    checksums = {
+        name: write_shard(loc, layout, shard, name, block, zstd_level)
+        for name, block in blocks.items()
+    }
     record = {
         "shard": shard,
         "samples": [start, start + next(iter(blocks.values())).shape[0]],
-        "checksums": shard_checksums(loc, layout, shard),
+        "checksums": checksums,
     }
     record_shard(loc, shard, record)
     return record
@@ -342,7 +354,7 @@ def _write_shard(
         window: tuple[int | slice, ...] = (j, *(slice(0, k) for k in info.shape))
         for name, arr in arrays.items():
             blocks[name][window] = arr
-    return _write_blocks(loc, layout, shard, start, blocks)
+    return _write_blocks(loc, layout, shard, start, blocks, config.zstd_level)
 
 
 def _plan_layout(
@@ -619,7 +631,9 @@ def build_weights(
         lut = weight_lookup(config, meta["class_weights"])
         done = done_shards(loc)
         writes = [
-            dask.delayed(_write_shard)(loc, k, a, good[a:b], infos[a:b], config, layout, lut)
+            dask.delayed(_write_shard)(
+                loc, k, a, _plain(good[a:b]), _plain(infos[a:b]), config, layout, lut
+            )
             for k, (a, b) in enumerate(layout.shard_bounds())
             if k not in done
         ]
@@ -667,7 +681,7 @@ def _scan_and_create(
     samples = dataset.samples
     step = config.shard_size
     bounds = [(a, min(a + step, len(samples))) for a in range(0, len(samples), step)]
-    scans = [dask.delayed(_scan_group)(samples[a:b], config) for a, b in bounds]
+    scans = [dask.delayed(_scan_group)(_plain(samples[a:b]), config) for a, b in bounds]
     stats_total = _tree_sum([dask.delayed(_stats_of)(s) for s in scans], _add_stats)
     results = runner.compute([*scans, stats_total])
     scanned = [r for group_results, _ in results[:-1] for r in group_results]

@@ -30,6 +30,7 @@ from maskprep._store import (
     record_shard,
     shard_checksums,
     write_attrs,
+    write_shard,
 )
 
 __all__ = ["ReweightSummary", "reweight"]
@@ -59,7 +60,7 @@ def _reweight_shard(
 ) -> int:
     import zarr
 
-    group = zarr.open_group(loc.zarr_store(), mode="r+")
+    group = zarr.open_group(loc.zarr_store(), mode="r")
     labels = np.asarray(group["labels"][start:stop])  # type: ignore[index]
     instances = np.asarray(group["instances"][start:stop])  # type: ignore[index]
     shapes = np.asarray(group["shapes"][start:stop])  # type: ignore[index]
@@ -67,12 +68,9 @@ def _reweight_shard(
     for j in range(stop - start):
         window = tuple(slice(0, int(s)) for s in shapes[j])
         weights[j][window] = weight_map(instances[j][window], labels[j][window], config, lut)
-    group["weights"][start:stop] = weights  # type: ignore[index]
-    record = {
-        "shard": shard,
-        "samples": [start, stop],
-        "checksums": shard_checksums(loc, layout, shard),
-    }
+    checksums = shard_checksums(loc, layout, shard)
+    checksums["weights"] = write_shard(loc, layout, shard, "weights", weights, config.zstd_level)
+    record = {"shard": shard, "samples": [start, stop], "checksums": checksums}
     record_shard(loc, shard, record)
     return shard
 

@@ -47,6 +47,7 @@ __all__ = [
     "record_shard",
     "shard_checksums",
     "write_attrs",
+    "write_shard",
 ]
 
 FORMAT_VERSION = 1
@@ -210,6 +211,21 @@ def shard_checksums(loc: Location, layout: StoreLayout, shard: int) -> dict[str,
         data = loc.read_bytes(layout.shard_key(name, shard))
         out[name] = None if data is None else hashlib.sha256(data).hexdigest()
     return out
+
+
+def write_shard(
+    loc: Location, layout: StoreLayout, shard: int, name: str, block: np.ndarray, zstd_level: int
+) -> str | None:
+    """Write one whole shard of one array; return its sha256 (None: all fill, no file)."""
+    from maskprep._shard_writer import encode_shard
+
+    data = encode_shard(block, layout.shard_size, layout.fill_value(name), zstd_level)
+    key = layout.shard_key(name, shard)
+    if data is None:
+        loc.delete(key)
+        return None
+    loc.write_bytes(key, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def record_shard(loc: Location, shard: int, record: dict[str, Any]) -> None:

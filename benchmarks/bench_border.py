@@ -1,0 +1,281 @@
+"""Benchmark ``maskprep.border_weights`` against the usual ways of computing it.
+
+Run from the repository root::
+
+    python benchmarks/bench_border.py            # full run (about a minute)
+    python benchmarks/bench_border.py --quick    # smoke test, small cases
+    python benchmarks/bench_border.py --skip-public
+
+Methods, all timed in the same process on the same inputs:
+
+* ``maskprep``: ``border_weights`` (numba kernels, cutoff-windowed).
+* ``public``: one full-image ``scipy.ndimage.distance_transform_edt`` per
+  instance, stacked and sorted along the instance axis, as public U-Net code
+  does. Slow and memory hungry (instances x pixels float64), so it is timed
+  once, and only where the stack fits in ``--public-max-gb``; elsewhere its
+  time is extrapolated from a few instances and marked ``~``.
+* ``scipy-crop``: scipy's EDT on each instance's bounding box grown by the
+  cutoff radius R, merged into a running two-smallest with numpy.
+* ``edt-crop``: the same with seung-lab ``edt`` (not a maskprep dependency;
+  skipped with a note when it is not importable).
+
+Cases are built deterministically from a seeded numpy RNG: cells are grown in
+colonies, each new cell placed against an existing one, and pixels covered by
+several disks go to the one of least power distance, so neighbours really touch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from maskprep import border_weights
+
+try:
+    import edt as seung_edt  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the environment
+    seung_edt = None
+
+W0 = 10.0
+SIGMA = 5.0
+TOLERANCE = 1e-6
+
+
+def colony_cells(
+    shape: tuple[int, ...],
+    n_cells: int,
+    radius: tuple[float, float],
+    n_colonies: int,
+    spacing: tuple[float, ...],
+    seed: int,
+) -> np.ndarray:
+    """Label image of ``n_cells`` touching round cells grown in ``n_colonies`` colonies.
+
+    Radii are in physical units (``spacing``). Each new cell is placed against
+    a random earlier cell of its colony, overlapping it slightly; overlaps are
+    split by power distance, which keeps every pixel inside its own disk.
+    """
+    rng = np.random.default_rng(seed)
+    sp = np.asarray(spacing, dtype=np.float64)
+    extent = np.asarray(shape) * sp
+    centres: list[np.ndarray] = []
+    radii: list[float] = []
+    colony: list[int] = []
+    per_colony = -(-n_cells // n_colonies)
+    attempts = 0
+    while len(centres) < n_cells:
+        attempts += 1
+        if attempts > 200 * n_cells:
+            raise RuntimeError("could not place the cells; lower the density")
+        r = rng.uniform(*radius)
+        c_id = len(centres) // per_colony
+        members = [i for i, c in enumerate(colony) if c == c_id]
+        if not members:
+            centre = rng.uniform(r, extent - r)
+        else:
+            parent = members[rng.integers(len(members))]
+            direction = rng.normal(size=len(shape))
+            direction /= np.linalg.norm(direction)
+            centre = centres[parent] + direction * 0.9 * (radii[parent] + r)
+            if np.any(centre < r) or np.any(centre > extent - r):
+                continue
+        if centres:
+            dist = np.linalg.norm(np.asarray(centres) - centre, axis=1)
+            if np.any(dist < 0.75 * (np.asarray(radii) + r)):
+                continue
+        centres.append(centre)
+        radii.append(r)
+        colony.append(c_id)
+    lab = np.zeros(shape, dtype=np.int32)
+    best = np.full(shape, np.inf)
+    for i, (centre, r) in enumerate(zip(centres, radii, strict=True)):
+        lo = np.maximum(np.floor((centre - r) / sp).astype(int), 0)
+        hi = np.minimum(np.ceil((centre + r) / sp).astype(int) + 1, shape)
+        sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        grids = np.ogrid[sl]
+        power = sum(((g * s) - c) ** 2 for g, s, c in zip(grids, sp, centre, strict=True)) - r * r
+        take = (power <= 0) & (power < best[sl])
+        best[sl][take] = power[take]
+        lab[sl][take] = i + 1
+    return lab
+
+
+def cases(quick: bool) -> list[tuple[str, np.ndarray, tuple[float, ...]]]:
+    if quick:
+        return [
+            ("256^2, 30 cells r 8-20", colony_cells((256, 256), 30, (8, 20), 3, (1, 1), 1), (1, 1)),
+            (
+                "48^3, 20 blobs sp (1,.5,.5)",
+                colony_cells((48, 48, 48), 20, (2.5, 5), 2, (1, 0.5, 0.5), 3),
+                (1, 0.5, 0.5),
+            ),
+        ]
+    return [
+        (
+            "1024^2, 250 cells r 8-20",
+            colony_cells((1024, 1024), 250, (8, 20), 10, (1, 1), 1),
+            (1.0, 1.0),
+        ),
+        (
+            "1024^2, 2000 cells r 4-8",
+            colony_cells((1024, 1024), 2000, (4, 8), 40, (1, 1), 2),
+            (1.0, 1.0),
+        ),
+        (
+            "128^3, 300 blobs sp (1,.5,.5)",
+            colony_cells((128, 128, 128), 300, (2.5, 5), 10, (1, 0.5, 0.5), 3),
+            (1.0, 0.5, 0.5),
+        ),
+    ]
+
+
+def _weights(d1: np.ndarray, d2: np.ndarray, region_mask: np.ndarray, sigma: float) -> np.ndarray:
+    w = W0 * np.exp(-((d1 + d2) ** 2) / (2.0 * sigma**2))
+    w[region_mask] = 0.0
+    return w.astype(np.float32)
+
+
+def public_full(lab: np.ndarray, sp: tuple[float, ...], sigma: float) -> np.ndarray:
+    ids = np.unique(lab)
+    ids = ids[ids != 0]
+    stack = np.empty((ids.size, *lab.shape))
+    for k, i in enumerate(ids):
+        stack[k] = ndimage.distance_transform_edt(lab != i, sampling=sp)
+    stack.sort(axis=0)
+    return _weights(stack[0], stack[1], lab != 0, sigma)
+
+
+def _crops(
+    lab: np.ndarray, sp: tuple[float, ...], sigma: float
+) -> list[tuple[int, tuple[slice, ...]]]:
+    cutoff = sigma * np.sqrt(2.0 * np.log(1.0 / TOLERANCE))
+    margins = [int(np.ceil(cutoff / s)) for s in sp]
+    out = []
+    for k, sl in enumerate(ndimage.find_objects(lab)):
+        if sl is None:
+            continue
+        grown = tuple(
+            slice(max(0, s.start - m), min(n, s.stop + m))
+            for s, m, n in zip(sl, margins, lab.shape, strict=True)
+        )
+        out.append((k + 1, grown))
+    return out
+
+
+def crop_method(
+    edt_fn: Callable[[np.ndarray, tuple[float, ...]], np.ndarray], sigma: float
+) -> Callable:
+    def run(lab: np.ndarray, sp: tuple[float, ...]) -> np.ndarray:
+        d1 = np.full(lab.shape, np.inf)
+        d2 = np.full(lab.shape, np.inf)
+        for i, grown in _crops(lab, sp, sigma):
+            d = edt_fn(lab[grown] != i, sp)
+            a = d1[grown]
+            b = d2[grown]
+            np.minimum(b, np.maximum(a, d), out=b)
+            np.minimum(a, d, out=a)
+        return _weights(d1, d2, lab != 0, sigma)
+
+    return run
+
+
+def _scipy_edt(mask: np.ndarray, sp: tuple[float, ...]) -> np.ndarray:
+    return ndimage.distance_transform_edt(mask, sampling=sp)
+
+
+def _seung_edt(mask: np.ndarray, sp: tuple[float, ...]) -> np.ndarray:
+    return seung_edt.edt(np.ascontiguousarray(mask, dtype=np.uint8), anisotropy=sp)
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    times = []
+    result = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small cases, few repeats")
+    parser.add_argument("--skip-public", action="store_true", help="skip the full-image method")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per method")
+    parser.add_argument(
+        "--public-max-gb", type=float, default=3.0, help="largest EDT stack to really time"
+    )
+    parser.add_argument("--sigma", type=float, default=SIGMA, help="sigma, in spacing units")
+    parser.add_argument("--only", type=int, default=None, help="run only case number N (0-based)")
+    args = parser.parse_args(argv)
+    sigma = args.sigma
+    repeats = args.repeats or (3 if args.quick else 21)
+    crop_repeats = max(1, repeats // 5)
+    notes = []
+    if seung_edt is None:
+        notes.append("edt-crop skipped: seung-lab `edt` is not importable (pip install edt).")
+    if args.skip_public:
+        notes.append("public skipped (--skip-public).")
+
+    # Compile (or load from cache) every kernel variant outside the timings.
+    for _, lab, sp in cases(quick=True):
+        border_weights(lab, spacing=sp, sigma=sigma)
+    print(f"w0={W0} sigma={sigma} tolerance={TOLERANCE} region=background; median of repeats")
+    header = f"{'case':30s} {'method':12s} {'median ms':>11s} {'Mpix/s':>9s} {'x maskprep':>11s}"
+    print(header)
+    print("-" * len(header))
+    for number, (name, lab, sp) in enumerate(cases(args.quick)):
+        if args.only is not None and number != args.only:
+            continue
+        n_inst = int(lab.max())
+        t_mp, ref = timed(
+            lambda lab=lab, sp=sp: border_weights(lab, spacing=sp, sigma=sigma), repeats
+        )
+        rows: list[tuple[str, str, float]] = [("maskprep", f"{t_mp * 1e3:11.2f}", t_mp)]
+        methods: list[tuple[str, Callable, int]] = [
+            ("scipy-crop", crop_method(_scipy_edt, sigma), crop_repeats)
+        ]
+        if seung_edt is not None:
+            methods.append(("edt-crop", crop_method(_seung_edt, sigma), crop_repeats))
+        for label, fn, reps in methods:
+            t, res = timed(lambda fn=fn, lab=lab, sp=sp: fn(lab, sp), reps)
+            err = float(np.abs(np.asarray(res) - np.asarray(ref)).max())
+            if err > 1e-4 * W0:
+                notes.append(f"{name}: {label} differs from maskprep by {err:.2e}")
+            rows.append((label, f"{t * 1e3:11.2f}", t))
+        if not args.skip_public:
+            stack_gb = n_inst * lab.size * 8 / 1e9
+            if stack_gb <= args.public_max_gb:
+                t, res = timed(lambda lab=lab, sp=sp: public_full(lab, sp, sigma), 1)
+                err = float(np.abs(np.asarray(res) - np.asarray(ref)).max())
+                notes.append(f"{name}: public timed once; max |public - maskprep| = {err:.2e}")
+                rows.append(("public", f"{t * 1e3:11.2f}", t))
+            else:
+                k = 5
+                sample = [i for i in range(1, n_inst + 1)][:k]
+                t0 = time.perf_counter()
+                for i in sample:
+                    ndimage.distance_transform_edt(lab != i, sampling=sp)
+                t = (time.perf_counter() - t0) / k * n_inst
+                notes.append(
+                    f"{name}: public not run (its stack needs {stack_gb:.0f} GB); "
+                    f"~ = {k} full-image EDTs x {n_inst} instances, sort not included"
+                )
+                rows.append(("public", f"~{t * 1e3:10.0f}", t))
+        for label, shown, t in rows:
+            mpix = lab.size / t / 1e6
+            print(f"{name:30s} {label:12s} {shown} {mpix:9.1f} {t / t_mp:10.1f}x")
+    for note in notes:
+        print("note:", note)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""Numba kernels behind maskprep's public functions (no argument checking here)."""
+
+from __future__ import annotations
+
+from maskprep._kernels._border import exponents, scan_boxes, windowed_2d, windowed_3d
+
+__all__ = ["exponents", "scan_boxes", "windowed_2d", "windowed_3d"]

@@ -1,0 +1,327 @@
+"""Tests for maskprep.border_weights against the slow scipy oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import maskprep._border as border_mod
+from maskprep import border_weights, border_weights_reference
+
+W0 = 10.0
+# Truncation at the default tolerance (1e-6) costs at most 1e-6 * w0; the
+# rest of the budget is float32 rounding.
+ATOL = 1e-5 * W0
+
+
+def touching_disks(
+    shape: tuple[int, ...],
+    n: int,
+    radius: tuple[float, float],
+    seed: int,
+    spacing: tuple[float, ...] | None = None,
+) -> np.ndarray:
+    """Random disks (balls in 3D) that overlap; overlaps go to the nearest centre.
+
+    Splitting overlaps between neighbours makes them touch along a shared
+    border, the case the border term is for. Disks may be cut by the image
+    border.
+    """
+    rng = np.random.default_rng(seed)
+    sp = np.ones(len(shape)) if spacing is None else np.asarray(spacing, dtype=float)
+    grids = np.meshgrid(*[np.arange(s) * d for s, d in zip(shape, sp, strict=True)], indexing="ij")
+    centres = rng.uniform(0, np.asarray(shape) * sp, size=(n, len(shape)))
+    radii = rng.uniform(*radius, size=n)
+    best = np.full(shape, np.inf)
+    lab = np.zeros(shape, dtype=np.int32)
+    for i, (c, r) in enumerate(zip(centres, radii, strict=True)):
+        d = np.sqrt(sum((g - ci) ** 2 for g, ci in zip(grids, c, strict=True)))
+        take = (d <= r) & (d < best)
+        best[take] = d[take]
+        lab[take] = i + 1
+    return lab
+
+
+def assert_close(labels: np.ndarray, **kwargs: object) -> np.ndarray:
+    got = border_weights(labels, w0=W0, **kwargs)  # type: ignore[arg-type]
+    ref_kwargs = {k: v for k, v in kwargs.items() if k != "tolerance"}
+    want = border_weights_reference(labels, w0=W0, **ref_kwargs)  # type: ignore[arg-type]
+    assert got.dtype == np.float32
+    assert got.shape == labels.shape
+    err = float(np.abs(got.astype(np.float64) - want).max()) if got.size else 0.0
+    assert err <= ATOL, f"max abs error {err:.3g} > {ATOL:.3g}"
+    return got
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("region", ["background", "all"])
+def test_touching_disks_match_reference(seed: int, region: str) -> None:
+    lab = touching_disks((96, 120), 25, (4.0, 14.0), seed)
+    assert len(np.unique(lab)) > 10
+    # Neighbours really touch: some horizontally adjacent pixels differ and are both set.
+    a, b = lab[:, 1:], lab[:, :-1]
+    assert np.any((a != b) & (a > 0) & (b > 0))
+    assert_close(lab, region=region)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(
+    ("spacing", "sigma"),
+    [(None, 1.5), (None, 3.0), ((1.0, 0.5, 0.5), 5.0), ((2.0, 0.7, 1.3), 4.0)],
+)
+def test_3d_blobs_match_reference(
+    seed: int, spacing: tuple[float, float, float] | None, sigma: float
+) -> None:
+    lab = touching_disks((18, 30, 34), 14, (2.0, 7.0), seed, spacing)
+    assert_close(lab, spacing=spacing, sigma=sigma)
+    assert_close(lab, spacing=spacing, sigma=sigma, region="all")
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0), (0.5, 1.0), (1.0, 3.0), (2.5, 0.4)])
+def test_anisotropic_2d(spacing: tuple[float, float]) -> None:
+    lab = touching_disks((60, 70), 12, (3.0, 10.0), 11)
+    assert_close(lab, spacing=spacing, sigma=3.0)
+    assert_close(lab, spacing=spacing, sigma=3.0, region="all")
+
+
+def test_tall_instances_use_envelopes_along_z(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = touching_disks((40, 24, 26), 10, (3.0, 9.0), 5, (0.5, 1.0, 1.0))
+    expected = border_weights(lab, spacing=(0.5, 1.0, 1.0), sigma=3.0, region="all")
+    # Force the per-column envelope path for every instance, then a mix.
+    for brute_max in (0, 3):
+        monkeypatch.setattr(border_mod, "_BRUTE_Z_MAX", brute_max)
+        got = assert_close(lab, spacing=(0.5, 1.0, 1.0), sigma=3.0, region="all")
+        np.testing.assert_allclose(got, expected, atol=1e-6 * W0, rtol=0)
+
+
+@pytest.mark.parametrize("rows_max", [0, 10**9])
+def test_2d_kernel_choice(rows_max: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every instance through the envelope kernel, then every one through the
+    # brute-force (rows as slices) kernel.
+    monkeypatch.setattr(border_mod, "_BRUTE_ROWS_MAX", rows_max)
+    lab = touching_disks((70, 80), 14, (2.0, 16.0), 12)
+    assert_close(lab, spacing=(0.7, 1.2), sigma=3.0)
+    assert_close(lab, sigma=4.0, region="all")
+
+
+def test_zero_and_one_instance_give_zeros() -> None:
+    for lab in (np.zeros((7, 9), np.int32), np.zeros((3, 4, 5), np.uint16)):
+        assert not border_weights(lab).any()
+        one = lab.copy()
+        one[(1,) * lab.ndim] = 5
+        assert not border_weights(one).any()
+    everything = np.full((12, 13), 3, dtype=np.int64)
+    assert not border_weights(everything, region="all").any()
+    assert not border_weights(np.ones((1, 1), np.int32)).any()
+    assert border_weights(np.zeros((0, 4), np.int32)).shape == (0, 4)
+
+
+def test_two_instances() -> None:
+    lab = np.zeros((40, 50), np.int32)
+    lab[10:20, 5:15] = 1
+    lab[25:30, 30:45] = 2
+    w = assert_close(lab)
+    assert w[22, 20] > 0
+    assert assert_close(lab, region="all")[12, 12] > 0
+
+
+def test_single_row_example() -> None:
+    lab = np.array([[1, 0, 0, 0, 2]], dtype=np.int32)
+    w = border_weights(lab, w0=1.0, sigma=2.0)
+    np.testing.assert_allclose(w[0, 1:4], np.exp(-16 / 8), rtol=1e-6)
+    assert w[0, 0] == 0 and w[0, 4] == 0
+    w_all = border_weights(lab, w0=1.0, sigma=2.0, region="all")
+    np.testing.assert_allclose(w_all, np.exp(-16 / 8), rtol=1e-6)
+
+
+def test_objects_touching_the_border() -> None:
+    lab = np.zeros((30, 40), np.int32)
+    lab[0:6, 0:40] = 4  # along the whole top edge
+    lab[24:30, 0:8] = 9  # a corner
+    lab[10:20, 35:40] = 2  # the right edge
+    assert_close(lab, sigma=4.0)
+    assert_close(lab, sigma=4.0, region="all")
+
+
+def test_many_instances_and_nonconvex_shapes() -> None:
+    rng = np.random.default_rng(3)
+    lab = rng.integers(0, 40, size=(48, 52)).astype(np.int32)  # speckle: many tiny instances
+    assert_close(lab, sigma=2.0)
+    ring = np.zeros((40, 40), np.int32)
+    yy, xx = np.mgrid[:40, :40]
+    rr = np.hypot(yy - 20, xx - 20)
+    ring[(rr > 8) & (rr < 12)] = 1  # a ring around a disk: concave, holes
+    ring[rr < 4] = 2
+    ring[(yy > 30) & (xx < 6)] = 3
+    assert_close(ring, sigma=3.0, region="all")
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [(7, 1000, 2**31 - 1), (-5, 3, 2**40), (2**63 - 1, -(2**63), 1)],
+)
+def test_nonsequential_and_huge_ids(ids: tuple[int, int, int]) -> None:
+    base = touching_disks((50, 60), 3, (8.0, 16.0), 2)
+    lab = np.zeros(base.shape, dtype=np.int64)
+    for old, new in zip((1, 2, 3), ids, strict=True):
+        lab[base == old] = new
+    got = assert_close(lab)
+    np.testing.assert_array_equal(got, border_weights(base))
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64, np.uint64]
+)
+def test_integer_dtypes_agree(dtype: type) -> None:
+    lab32 = touching_disks((40, 44), 9, (3.0, 9.0), 4)
+    expected = border_weights(lab32)
+    np.testing.assert_array_equal(border_weights(lab32.astype(dtype)), expected)
+    vol = touching_disks((10, 14, 16), 6, (2.0, 5.0), 4)
+    np.testing.assert_array_equal(
+        border_weights(vol.astype(dtype), sigma=3.0), border_weights(vol, sigma=3.0)
+    )
+
+
+def test_bool_and_byte_order() -> None:
+    lab = touching_disks((30, 30), 6, (3.0, 8.0), 8)
+    np.testing.assert_array_equal(
+        border_weights(lab.astype(">i4")), border_weights(lab.astype("<i4"))
+    )
+    two = np.zeros((10, 10), bool)
+    two[2, 2] = True
+    assert not border_weights(two).any()  # a bool image has one instance at most
+
+
+def test_memory_layouts() -> None:
+    lab = touching_disks((37, 45), 10, (3.0, 9.0), 6)
+    expected = border_weights(lab, spacing=(0.8, 1.3))
+    fortran = np.asfortranarray(lab)
+    got = border_weights(fortran, spacing=(0.8, 1.3))
+    np.testing.assert_array_equal(got, expected)
+    big = np.zeros((74, 90), np.int32)
+    big[::2, ::2] = lab
+    np.testing.assert_array_equal(border_weights(big[::2, ::2], spacing=(0.8, 1.3)), expected)
+    np.testing.assert_array_equal(
+        border_weights(lab.T, spacing=(1.3, 0.8)), expected.T
+    )  # transposed view
+    vol = touching_disks((8, 20, 22), 8, (2.0, 6.0), 6)
+    exp3 = border_weights(vol, spacing=(2.0, 1.0, 0.5), sigma=3.0)
+    got3 = border_weights(np.asfortranarray(vol), spacing=(2.0, 1.0, 0.5), sigma=3.0)
+    np.testing.assert_array_equal(got3, exp3)
+    got3v = border_weights(vol[:, ::-1, :], spacing=(2.0, 1.0, 0.5), sigma=3.0)
+    np.testing.assert_array_equal(got3v, exp3[:, ::-1, :])
+
+
+def test_single_slice_volume_matches_2d() -> None:
+    lab = touching_disks((30, 34), 7, (3.0, 8.0), 9)
+    np.testing.assert_array_equal(
+        border_weights(lab[None], spacing=(4.0, 1.0, 0.5))[0],
+        border_weights(lab, spacing=(1.0, 0.5)),
+    )
+    assert_close(lab[None], spacing=(4.0, 1.0, 0.5))
+
+
+def test_tolerance_bounds_the_error() -> None:
+    lab = touching_disks((60, 60), 12, (3.0, 10.0), 1)
+    want = border_weights_reference(lab, w0=W0, sigma=4.0)
+    for tol in (1e-2, 1e-4, 1e-8):
+        got = border_weights(lab, w0=W0, sigma=4.0, tolerance=tol)
+        assert np.abs(got - want).max() <= tol * W0 + 1e-6 * W0
+    coarse = border_weights(lab, w0=W0, sigma=4.0, tolerance=1e-2)
+    assert (coarse > 0).sum() < (want > 1e-6).sum()  # the cutoff really truncates
+
+
+def test_parameters_scale() -> None:
+    lab = touching_disks((40, 40), 8, (3.0, 9.0), 2)
+    assert not border_weights(lab, w0=0.0).any()
+    np.testing.assert_allclose(
+        border_weights(lab, w0=2.0), border_weights(lab, w0=1.0) * 2, rtol=1e-6, atol=1e-7
+    )
+
+
+def test_deterministic() -> None:
+    lab = touching_disks((80, 90), 20, (3.0, 12.0), 7)
+    a = border_weights(lab)
+    b = border_weights(lab)
+    assert a.tobytes() == b.tobytes()
+    vol = touching_disks((12, 20, 20), 10, (2.0, 6.0), 7)
+    assert border_weights(vol).tobytes() == border_weights(vol).tobytes()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"instances": np.zeros(5, np.int32)}, "2D or 3D"),
+        ({"instances": np.zeros((2, 2, 2, 2), np.int32)}, "2D or 3D"),
+        ({"instances": np.zeros((4, 4), np.float32)}, "integer dtype"),
+        ({"sigma": 0.0}, "sigma"),
+        ({"sigma": -1.0}, "sigma"),
+        ({"sigma": float("nan")}, "sigma"),
+        ({"w0": -1.0}, "w0"),
+        ({"region": "inside"}, "region"),
+        ({"spacing": (1.0,)}, "spacing"),
+        ({"spacing": (1.0, 0.0)}, "spacing"),
+        ({"spacing": (1.0, float("inf"))}, "spacing"),
+        ({"tolerance": 0.0}, "tolerance"),
+        ({"tolerance": 1.0}, "tolerance"),
+        ({"tolerance": -1e-3}, "tolerance"),
+        ({"tolerance": float("nan")}, "tolerance"),
+    ],
+)
+def test_validation(kwargs: dict[str, object], match: str) -> None:
+    args: dict[str, object] = {"instances": np.zeros((4, 4), np.int32)}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        border_weights(**args)  # type: ignore[arg-type]
+
+
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_LABELS = st.sampled_from([0, 0, 0, 1, 2, 3, 7, 1000])
+
+
+@_SETTINGS
+@given(
+    lab=hnp.arrays(
+        np.int32, hnp.array_shapes(min_dims=2, max_dims=2, max_side=14), elements=_LABELS
+    ),
+    spacing=st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0)),
+    sigma=st.floats(0.5, 6.0),
+    region=st.sampled_from(["background", "all"]),
+)
+def test_hypothesis_2d(
+    lab: np.ndarray, spacing: tuple[float, float], sigma: float, region: str
+) -> None:
+    assert_close(lab, spacing=spacing, sigma=sigma, region=region)
+
+
+@_SETTINGS
+@given(
+    lab=hnp.arrays(
+        np.uint16, hnp.array_shapes(min_dims=3, max_dims=3, max_side=7), elements=_LABELS
+    ),
+    spacing=st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0), st.floats(0.3, 3.0)),
+    sigma=st.floats(0.5, 6.0),
+    region=st.sampled_from(["background", "all"]),
+)
+def test_hypothesis_3d(
+    lab: np.ndarray, spacing: tuple[float, float, float], sigma: float, region: str
+) -> None:
+    assert_close(lab, spacing=spacing, sigma=sigma, region=region)
+
+
+@_SETTINGS
+@given(
+    lab=hnp.arrays(
+        np.int64, hnp.array_shapes(min_dims=2, max_dims=3, max_side=9), elements=_LABELS
+    ),
+)
+def test_hypothesis_matches_sequential_relabel(lab: np.ndarray) -> None:
+    # Ids only matter through equality: relabelling 1..n must not change anything.
+    _, seq = np.unique(lab, return_inverse=True)
+    seq = seq.reshape(lab.shape).astype(np.int32)
+    if lab.min() > 0:
+        seq += 1  # keep "no background" images free of background
+    np.testing.assert_array_equal(border_weights(lab), border_weights(seq))

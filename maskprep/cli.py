@@ -210,6 +210,13 @@ def main() -> None:
 @click.option("--shard-size", type=int, default=64, show_default=True, help="Samples per shard.")
 @_scheduler_options
 @click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Retries of a failed task on a dask-distributed cluster (a lost worker, say).",
+)
+@click.option(
     "--on-error",
     type=click.Choice(ON_ERROR),
     default="fail",
@@ -247,6 +254,7 @@ def build_weights_cmd(
     shard_size: int,
     scheduler: str,
     workers: int | None,
+    retries: int,
     on_error: str,
     max_pixels: int,
     overwrite: bool,
@@ -288,6 +296,7 @@ def build_weights_cmd(
             overwrite=overwrite,
             progress=not quiet,
             on_error=on_error,
+            retries=retries,
         )
         click.echo(_format_summary(summary))
 

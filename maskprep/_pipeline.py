@@ -448,11 +448,13 @@ class _Runner:
         if self.cluster is not None:
             self.cluster.close()
 
-    def compute(self, tasks: list[Any]) -> list[Any]:
+    def compute(self, tasks: list[Any], label: str = "") -> list[Any]:
         import dask
 
         if not tasks:
             return []
+        if self.progress and label:
+            print(label, flush=True)
         if self.client is not None:
             from distributed import progress as dist_progress
 
@@ -637,7 +639,7 @@ def build_weights(
             for k, (a, b) in enumerate(layout.shard_bounds())
             if k not in done
         ]
-        runner.compute(writes)
+        runner.compute(writes, f"writing {len(writes)} shard(s)")
     records = done_shards(loc)
     n_shards = len(layout.shard_bounds())
     missing = [k for k in range(n_shards) if k not in records]
@@ -683,7 +685,7 @@ def _scan_and_create(
     bounds = [(a, min(a + step, len(samples))) for a in range(0, len(samples), step)]
     scans = [dask.delayed(_scan_group)(_plain(samples[a:b]), config) for a, b in bounds]
     stats_total = _tree_sum([dask.delayed(_stats_of)(s) for s in scans], _add_stats)
-    results = runner.compute([*scans, stats_total])
+    results = runner.compute([*scans, stats_total], f"scanning {len(samples)} sample(s)")
     scanned = [r for group_results, _ in results[:-1] for r in group_results]
     stats: ClassStats = results[-1]
     problems = [r for r in scanned if isinstance(r, SampleProblem)]

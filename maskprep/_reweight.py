@@ -146,7 +146,7 @@ def reweight(
         for k, (a, b) in enumerate(layout.shard_bounds())
     ]
     with _Runner(scheduler, workers, progress, retries=2) as runner:
-        runner.compute(tasks)
+        runner.compute(tasks, f"rewriting the weights of {len(tasks)} shard(s)")
     records = done_shards(loc)
     n_shards = len(layout.shard_bounds())
     new_meta["shard_checksums"] = [records[k]["checksums"] for k in range(n_shards)]

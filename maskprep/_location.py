@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Location"]
+__all__ = ["TEMP_TAG", "Location"]
+
+# Marks the temporary files of atomic local writes; a writer killed mid-write
+# leaves one behind, and completed builds sweep them away.
+TEMP_TAG = ".maskprep-tmp-"
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class Location:
         if self.is_local:
             p = self.path / key
             p.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
+            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}{TEMP_TAG}")
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -106,6 +110,15 @@ class Location:
             return
         fs, root = self._fs()
         fs.pipe_file(f"{root}/{key}", data)
+
+    def sweep_temporaries(self) -> int:
+        """Remove temporary files left by writers killed mid-write; return how many."""
+        if not self.is_local or not self.path.is_dir():
+            return 0
+        stale = [p for p in self.path.rglob(f"*{TEMP_TAG}*") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if it exists."""

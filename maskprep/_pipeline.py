@@ -646,6 +646,7 @@ def build_weights(
     if missing:
         raise StoreError(f"{loc}: shards {missing[:10]} were not written; re-run to complete")
     meta = {**meta, "shard_checksums": [records[k]["checksums"] for k in range(n_shards)]}
+    loc.sweep_temporaries()
     final = mark_complete(loc, meta)
     return _summary(loc, final, t0, len(writes), n_shards - len(writes))
 

@@ -150,6 +150,7 @@ def reweight(
     records = done_shards(loc)
     n_shards = len(layout.shard_bounds())
     new_meta["shard_checksums"] = [records[k]["checksums"] for k in range(n_shards)]
+    loc.sweep_temporaries()
     mark_complete(loc, new_meta)
     return ReweightSummary(
         store=str(loc),

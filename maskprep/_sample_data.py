@@ -6,6 +6,7 @@ arguments always give the same pixel values.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import numpy as np
 from maskprep._errors import DataError
 
 __all__ = ["make_sample", "touching_nuclei"]
+
+_MARKER = ".maskprep-sample.json"
 
 
 def touching_nuclei(
@@ -90,7 +93,8 @@ def make_sample(
     Parameters
     ----------
     directory : path
-        Created if missing; must be empty or not exist.
+        Created if missing; must be empty or not exist, or hold the output of the
+        same call (then nothing is done).
     n_images : int
         Number of samples (at least 1).
     size : tuple of int
@@ -109,7 +113,7 @@ def make_sample(
     >>> import tempfile, pathlib
     >>> d = make_sample(pathlib.Path(tempfile.mkdtemp()) / "s", n_images=2, size=(32, 32))
     >>> sorted(p.name for p in d.iterdir())
-    ['images', 'masks', 'unlabeled', 'valid.txt']
+    ['.maskprep-sample.json', 'images', 'masks', 'unlabeled', 'valid.txt']
     """
     import tifffile
     from PIL import Image
@@ -123,7 +127,12 @@ def make_sample(
     if layout == "dsb2018" and len(size) != 2:
         raise DataError("the dsb2018 layout is 2D only")
     root = Path(directory)
+    recipe = {"n_images": n_images, "size": list(size), "layout": layout, "seed": seed}
+    marker = root / _MARKER
     if root.exists() and any(root.iterdir()):
+        # Re-running the same command (the README quick start, say) is a no-op.
+        if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == recipe:
+            return root
         raise DataError(f"{root}: directory is not empty; choose a new directory")
     rng = np.random.default_rng(seed)
     three_d = len(size) == 3
@@ -178,4 +187,5 @@ def make_sample(
     valid = [s for i, s in enumerate(stems) if i % 5 == 4]
     root.mkdir(parents=True, exist_ok=True)
     (root / "valid.txt").write_text("".join(f"{s}\n" for s in valid), encoding="utf-8")
+    marker.write_text(json.dumps(recipe), encoding="utf-8")  # written last: complete
     return root

@@ -380,7 +380,7 @@ def make_sample_cmd(directory: Path, n_images: int, size: str, layout: str, seed
         except ValueError:
             raise click.BadParameter(f"expected integers such as 256,256, got {size!r}") from None
         path = make_sample(directory, n_images=n_images, size=shape, layout=layout, seed=seed)
-        click.echo(f"Wrote {n_images} samples ({layout} layout) to {path}")
+        click.echo(f"Sample dataset ready: {n_images} samples ({layout} layout) in {path}")
 
 
 @main.command("verify")

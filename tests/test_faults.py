@@ -406,3 +406,21 @@ def test_sample_order_on_disk_does_not_matter(
     out = tmp_path / "o.zarr"
     build_weights(data, out, CFG, scheduler="threads", workers=2)
     assert _digest(out, arrays_only=True) == _digest(reference, arrays_only=True)
+
+
+def test_leftovers_of_a_killed_writer_are_swept(
+    nuclei_dir: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "o.zarr"
+    shutil.copytree(reference, out)
+    # What a writer killed mid-shard leaves: a half-written temporary, no marker.
+    stray = out / "weights" / "c" / "2" / "0" / ".0.maskprep-tmp-abc123"
+    stray.write_bytes(b"half a shard")
+    (out / "_maskprep" / "shards" / "000002.json").unlink()
+    g = zarr.open_group(str(out), mode="r+")
+    meta = dict(g.attrs["maskprep"])  # type: ignore[arg-type]
+    g.attrs["maskprep"] = {**meta, "complete": False, "stage": "writing"}
+    summary = build_weights(nuclei_dir, out, CFG, scheduler="sync")
+    assert (summary.shards_written, summary.shards_skipped) == (1, 4)
+    assert not stray.exists()
+    assert _digest(out) == _digest(reference)

@@ -303,3 +303,31 @@ def test_no_warnings_on_a_clean_build(nuclei_dir: Path, tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build_weights(nuclei_dir, tmp_path / "o.zarr", scheduler="threads")
+
+
+def test_bundled_sample_data_end_to_end(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The quick start's exact data (make-sample defaults), checked against brute force."""
+    root = tmp_path_factory.mktemp("quick") / "sample_data"
+    make_sample(root)
+    out = root.parent / "sample.zarr"
+    build_weights(root, out)  # defaults: threads scheduler, balanced weights, w0=10, sigma=5
+    shards = open_shards(out)
+    assert len(shards) == 24
+    valid = set((root / "valid.txt").read_text().split())
+    counts = np.zeros(2, dtype=np.int64)
+    worst = 0.0
+    for i, stem in enumerate(shards.sample_ids):
+        exp = _expected_from_files(root, stem)
+        got = shards[i]
+        np.testing.assert_array_equal(got["labels"], exp["labels"])
+        np.testing.assert_array_equal(got["instances"], exp["instances"])
+        border = border_weights_reference(exp["instances"], w0=10.0, sigma=5.0)
+        cw = shards.class_weights[np.minimum(exp["labels"], 1)]
+        expected = np.where(exp["void"], 0.0, cw + border)
+        worst = max(worst, float(np.abs(got["weights"] - expected).max()))
+        if stem not in valid:
+            lab = exp["labels"]
+            counts += np.bincount(lab[lab != 255].ravel(), minlength=2)
+    assert worst <= 1e-5 * 10.0
+    np.testing.assert_array_equal(shards.class_counts, counts)
+    assert sum(shards.metadata["instance_counts"]) > 24 * 20  # touching nuclei, not a toy

@@ -269,8 +269,25 @@ def _new_figure(figsize: tuple[float, float], dpi: float) -> Figure:
 
 
 def _class_colors(n: int) -> np.ndarray:
-    """RGB colour of each class (cycling the palette for many classes)."""
-    return np.asarray([_CLASS_COLORS[i % len(_CLASS_COLORS)] for i in range(n)], dtype=float)
+    """RGB colour of each class: the palette, then distinct generated hues.
+
+    Beyond the palette (semantic datasets have 19-80 classes), hues step by
+    the golden ratio so neighbours differ, with alternating brightness, and
+    skip the magenta and white reserved for void and unknown labels.
+    """
+    import colorsys
+
+    colors = [tuple(c) for c in _CLASS_COLORS[:n]]
+    hue = 0.0
+    k = 0
+    while len(colors) < n:
+        hue = (hue + 0.618033988749895) % 1.0
+        k += 1
+        if abs(hue - 5 / 6) < 0.06:  # too close to the void colour
+            continue
+        value = (0.95, 0.7, 0.5)[k % 3]
+        colors.append(colorsys.hsv_to_rgb(hue, 0.75, value))
+    return np.asarray(colors, dtype=float)
 
 
 def _display_image(image: np.ndarray, ndim: int) -> tuple[np.ndarray, str]:

@@ -169,6 +169,53 @@ class _Files:
         self._init()
 
 
+class _RemoteFiles:
+    """Byte-range reads of shard objects through fsspec (``s3://`` and the like).
+
+    The same interface as :class:`_Files`: one ranged request per chunk, and
+    per shard one size request plus one for its index (cached by the caller).
+    The filesystem object is looked up per process, so forks and pickles are safe.
+    """
+
+    def __init__(self, loc: Location) -> None:
+        self.loc = loc
+        self._pid = -1
+        self._fs: Any = None
+
+    def _filesystem(self) -> Any:
+        if self._fs is None or self._pid != os.getpid():
+            self._fs, _ = self.loc._fs()
+            self._pid = os.getpid()
+        return self._fs
+
+    def pread(self, path: str, n: int, offset: int) -> bytes:
+        data: bytes = self._filesystem().cat_file(path, start=offset, end=offset + n)
+        if len(data) != n:
+            raise StoreError(f"{path}: truncated shard (wanted {n} bytes at offset {offset})")
+        return data
+
+    def read_index(self, path: str, n: int, at_end: bool) -> tuple[bytes, int] | None:
+        fs = self._filesystem()
+        try:
+            size = int(fs.size(path))
+        except FileNotFoundError:
+            return None
+        if size < n:
+            raise StoreError(f"{path}: shard file of {size} bytes is shorter than its index")
+        start = size - n if at_end else 0
+        data: bytes = fs.cat_file(path, start=start, end=start + n)
+        return data, size
+
+    def close(self) -> None:
+        self._fs = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"loc": self.loc}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["loc"])  # type: ignore[misc]
+
+
 def _endian(codec: dict[str, Any], itemsize: int) -> Literal["<", ">"]:
     config = codec.get("configuration") or {}
     endian = config.get("endian")
@@ -199,14 +246,24 @@ class _DirectArray:
 
     backend = "direct"
 
-    def __init__(self, path: Path, name: str, files: _Files) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        name: str,
+        files: _Files | _RemoteFiles,
+        doc: dict[str, Any] | None = None,
+    ) -> None:
         self.name = name
         self.path = path
         self.files = files
-        try:
-            doc = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise StoreError(f"{path / 'zarr.json'}: cannot read array metadata ({e})") from None
+        # Local shards are joined with the OS separator, object keys with "/".
+        self._sep = os.sep if isinstance(path, Path) else "/"
+        if doc is None:
+            meta = Path(path) / "zarr.json"
+            try:
+                doc = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise StoreError(f"{meta}: cannot read array metadata ({e})") from None
         self._parse(doc)
         self.crc32c = _crc32c_function()
         if self.crc32c is None:  # pragma: no cover
@@ -269,7 +326,7 @@ class _DirectArray:
         self.nbytes = int(np.prod(sample_shape, dtype=np.int64)) * base.itemsize
         self.index_dtype = np.dtype(np.uint64).newbyteorder(_endian(index_codecs[0], 8))
         self.index_at_end = location == "end"
-        self._key_prefix = f"{self.path}{os.sep}c{separator}"
+        self._key_prefix = f"{self.path}{self._sep}c{separator}"
         self._key_suffix = (separator + "0") * (len(shape) - 1)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -452,7 +509,9 @@ def _zarr_open(loc: Location, name: str) -> Any:
         raise StoreError(f"{loc}/{name}: cannot open array ({e})") from None
 
 
-def _open_array(loc: Location, name: str, files: _Files, backend: str) -> _SampleSource:
+def _open_array(
+    loc: Location, name: str, files: _Files | _RemoteFiles, backend: str
+) -> _SampleSource:
     if loc.is_local:
         path = loc.path / name
         if not (path / "zarr.json").is_file():
@@ -466,8 +525,20 @@ def _open_array(loc: Location, name: str, files: _Files, backend: str) -> _Sampl
             except (KeyError, TypeError, ValueError) as e:
                 if backend == "direct":
                     raise StoreError(f"{path}: unexpected array metadata ({e})") from None
-    elif backend == "direct":
-        raise StoreError(f"{loc}: direct decoding needs a local store; use backend='auto'")
+    elif backend != "zarr":
+        raw = loc.read_bytes(f"{name}/zarr.json")
+        if raw is None:
+            raise StoreError(f"{loc}/{name}: missing array {name!r}")
+        _, root = loc._fs()
+        remote = files if isinstance(files, _RemoteFiles) else _RemoteFiles(loc)
+        try:
+            return _DirectArray(f"{root}/{name}", name, remote, doc=json.loads(raw))
+        except _Unsupported as e:
+            if backend == "direct":
+                raise StoreError(f"{loc}/{name}: cannot be decoded directly ({e})") from None
+        except (KeyError, TypeError, ValueError) as e:
+            if backend == "direct":
+                raise StoreError(f"{loc}/{name}: unexpected array metadata ({e})") from None
     return _ZarrArray(loc, name)
 
 
@@ -583,7 +654,9 @@ class Shards:
                 f"arrays must be distinct names among {', '.join(ARRAY_NAMES)}, got {list(names)}"
             )
         self.arrays: tuple[str, ...] = names
-        self._files = _Files(max_open_files)
+        self._files: _Files | _RemoteFiles = (
+            _Files(max_open_files) if loc.is_local else _RemoteFiles(loc)
+        )
         self._sources: dict[str, _SampleSource] = {
             name: _open_array(loc, name, self._files, backend) for name in names
         }
@@ -842,16 +915,17 @@ def open_shards(
     ----------
     path : path or URL
         The ``.zarr`` store written by ``maskprep build-weights``: a local
-        directory, or an fsspec URL such as ``s3://bucket/train.zarr`` (read
-        through zarr-python, one request per chunk).
+        directory, or an fsspec URL such as ``s3://bucket/train.zarr`` (decoded
+        the same way: per shard one size and one index request, then one
+        ranged request per chunk).
     split : {"train", "valid"}, optional
         Restrict the view to one split.
     arrays : sequence of str, optional
         Arrays to read, among ``image``, ``labels``, ``instances``, ``weights``
         (default all); the others are never decoded.
     backend : {"auto", "direct", "zarr"}
-        ``auto`` decodes maskprep's own codec chain in local stores directly
-        and reads anything else through zarr-python; ``direct`` refuses
+        ``auto`` decodes maskprep's own codec chain directly (local files or
+        byte ranges of objects) and reads anything else through zarr-python; ``direct`` refuses
         anything else; ``zarr`` always uses zarr-python (slow, for comparison).
     storage_options : dict, optional
         fsspec options for a URL (credentials otherwise come from the

@@ -299,7 +299,7 @@ def test_backend_zarr_matches_direct(built: Path) -> None:
             assert_same(a[name], b[name])
 
 
-def test_fsspec_url_reads_through_zarr_python(built: Path) -> None:
+def test_fsspec_url_reads_directly_and_equals_zarr_python(built: Path) -> None:
     fsspec = pytest.importorskip("fsspec")
     fs = fsspec.filesystem("memory")
     root = f"/reader-{id(built)}.zarr"
@@ -309,16 +309,20 @@ def test_fsspec_url_reads_through_zarr_python(built: Path) -> None:
     try:
         url = f"memory://{root.lstrip('/')}"
         remote, local = open_shards(url, split="train"), open_shards(built, split="train")
-        assert remote.path == url and remote.backend == dict.fromkeys(ARRAY_NAMES, "zarr")
+        assert remote.path == url and remote.backend == dict.fromkeys(ARRAY_NAMES, "direct")
+        via_zarr = open_shards(url, split="train", backend="zarr")
+        assert via_zarr.backend == dict.fromkeys(ARRAY_NAMES, "zarr")
         assert remote.sample_ids == local.sample_ids
         for i in range(len(local)):
             for name in ARRAY_NAMES:
                 assert_same(remote[i][name], local[i][name])
+                assert_same(via_zarr[i][name], local[i][name])
         a, b = remote.read_batch([2, 0]), local.read_batch([2, 0])
         for key in a:
             assert_same(a[key], b[key])
-        with pytest.raises(StoreError, match="local"):
-            open_shards(url, backend="direct")
+        # pickled (as for DataLoader workers with spawn), the reader reopens itself
+        again = pickle.loads(pickle.dumps(remote))
+        assert_same(again[1]["weights"], local[1]["weights"])
     finally:
         fs.rm(root, recursive=True)
 

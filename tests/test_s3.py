@@ -11,9 +11,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from maskprep import BuildConfig, build_weights, verify_store
+from maskprep import BuildConfig, build_weights, open_shards, verify_store
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
@@ -93,3 +94,13 @@ def test_s3_round_trip(nuclei_dir: Path, tmp_path: Path, s3_env: str) -> None:
     # re-running against the same bucket prefix is idempotent
     again = build_weights(nuclei_dir, url, cfg, scheduler="sync")
     assert again.shards_written == 0
+
+    # Training straight from the bucket: shards decoded from byte ranges.
+    remote, here = open_shards(url), open_shards(local)
+    assert set(remote.backend.values()) == {"direct"}
+    assert remote.sample_ids == here.sample_ids
+    for i in range(len(here)):
+        for name, arr in here[i].items():
+            np.testing.assert_array_equal(remote[i][name], arr)
+    batch = next(remote.batches(4, seed=0))
+    assert batch["weights"].shape[0] == 4

@@ -60,7 +60,8 @@ class Location:
     def __str__(self) -> str:
         return self.url
 
-    def _fs(self) -> tuple[Any, str]:
+    def filesystem(self) -> tuple[Any, str]:
+        """The fsspec filesystem of a URL location and the root path within it."""
         from fsspec.core import url_to_fs
 
         fs, root = url_to_fs(self.url, **self.storage_options)
@@ -79,7 +80,7 @@ class Location:
     def exists(self, key: str = "") -> bool:
         if self.is_local:
             return (self.path / key).exists() if key else self.path.exists()
-        fs, root = self._fs()
+        fs, root = self.filesystem()
         return bool(fs.exists(f"{root}/{key}" if key else root))
 
     def read_bytes(self, key: str) -> bytes | None:
@@ -87,7 +88,7 @@ class Location:
         if self.is_local:
             p = self.path / key
             return p.read_bytes() if p.is_file() else None
-        fs, root = self._fs()
+        fs, root = self.filesystem()
         try:
             data: bytes = fs.cat_file(f"{root}/{key}")
         except FileNotFoundError:
@@ -108,7 +109,7 @@ class Location:
                 Path(tmp).unlink(missing_ok=True)
                 raise
             return
-        fs, root = self._fs()
+        fs, root = self.filesystem()
         fs.pipe_file(f"{root}/{key}", data)
 
     def sweep_temporaries(self) -> int:
@@ -125,7 +126,7 @@ class Location:
         if self.is_local:
             (self.path / key).unlink(missing_ok=True)
             return
-        fs, root = self._fs()
+        fs, root = self.filesystem()
         with contextlib.suppress(FileNotFoundError):
             fs.rm_file(f"{root}/{key}")
 
@@ -134,7 +135,7 @@ class Location:
         if self.is_local:
             d = self.path / prefix
             return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
-        fs, root = self._fs()
+        fs, root = self.filesystem()
         try:
             entries = fs.ls(f"{root}/{prefix}", detail=False)
         except FileNotFoundError:
@@ -144,7 +145,7 @@ class Location:
     def is_empty(self) -> bool:
         if self.is_local:
             return not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir()))
-        fs, root = self._fs()
+        fs, root = self.filesystem()
         try:
             return not fs.ls(root, detail=False)
         except FileNotFoundError:
@@ -156,7 +157,7 @@ class Location:
             if self.path.exists():
                 shutil.rmtree(self.path)
             return
-        fs, root = self._fs()
+        fs, root = self.filesystem()
         if fs.exists(root):
             fs.rm(root, recursive=True)
 
@@ -168,5 +169,5 @@ class Location:
                 for f in files:
                     total += os.path.getsize(os.path.join(dirpath, f))
             return total
-        fs, root = self._fs()
+        fs, root = self.filesystem()
         return int(fs.du(root))

@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -473,15 +474,25 @@ class _Runner:
         return list(dask.compute(*tasks, **kwargs))
 
 
-def _inputs_digest(dataset: Dataset) -> str:
-    """Digest of the input files' names, sizes and modification times."""
-    h = hashlib.sha256()
+def _input_files(dataset: Dataset) -> dict[Path, tuple[str, int, int]]:
+    """Every input file once: path relative to the dataset, size, modification time."""
     root = dataset.root.resolve()
+    table: dict[Path, tuple[str, int, int]] = {}
     for s in dataset.samples:
         for p in s.files():
-            st = p.stat()
-            rel = str(p.resolve().relative_to(root))
-            h.update(f"{s.sample_id}\0{s.split}\0{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            if p not in table:
+                st = p.stat()
+                table[p] = (str(p.resolve().relative_to(root)), st.st_size, st.st_mtime_ns)
+    return table
+
+
+def _inputs_digest(dataset: Dataset, files: dict[Path, tuple[str, int, int]]) -> str:
+    """Digest of the input files' names, sizes and modification times, per sample."""
+    h = hashlib.sha256()
+    for s in dataset.samples:
+        for p in s.files():
+            rel, size, mtime = files[p]
+            h.update(f"{s.sample_id}\0{s.split}\0{rel}\0{size}\0{mtime}\n".encode())
     return h.hexdigest()
 
 
@@ -595,7 +606,8 @@ def build_weights(
         raise ValueError(f"workers must be at least 1, got {workers}")
     dataset = discover(dataset_dir, config.layout, source=config.source)
     loc = Location.parse(out, storage_options)
-    inputs_digest = _inputs_digest(dataset)
+    files = _input_files(dataset)
+    inputs_digest = _inputs_digest(dataset, files)
     wanted = {"config": config.to_dict(), "on_error": on_error, "inputs_digest": inputs_digest}
 
     existing = read_attrs(loc)
@@ -623,7 +635,9 @@ def build_weights(
 
     with _Runner(scheduler, workers, progress, retries) as runner:
         if resume is None:
-            meta, infos, good = _scan_and_create(dataset, loc, config, runner, on_error, wanted)
+            meta, infos, good = _scan_and_create(
+                dataset, files, loc, config, runner, on_error, wanted
+            )
         else:
             meta = resume
             by_id = {s.sample_id: s for s in dataset.samples}
@@ -673,6 +687,7 @@ def _infos_from_meta(meta: dict[str, Any], loc: Location) -> list[SampleInfo]:
 
 def _scan_and_create(
     dataset: Dataset,
+    files: dict[Path, tuple[str, int, int]],
     loc: Location,
     config: BuildConfig,
     runner: _Runner,
@@ -699,7 +714,6 @@ def _scan_and_create(
 
     layout = _plan_layout(infos, good, config)
     weights = class_weights(stats, config.class_weights, class_names=config.class_names)
-    root = dataset.root.resolve()
     metadata = {
         "format_version": FORMAT_VERSION,
         "maskprep_version": __version__,
@@ -725,7 +739,7 @@ def _scan_and_create(
         "shard_size": config.shard_size,
         # Each file once: COCO samples share their split's annotation JSON.
         "inputs": [
-            {"path": str(p.resolve().relative_to(root)), "bytes": p.stat().st_size}
+            {"path": files[p][0], "bytes": files[p][1]}
             for p in dict.fromkeys(p for s in good for p in s.files())
         ],
         "quarantine": [{"sample_id": p.sample_id, "error": p.message} for p in problems],

@@ -184,7 +184,7 @@ class _RemoteFiles:
 
     def _filesystem(self) -> Any:
         if self._fs is None or self._pid != os.getpid():
-            self._fs, _ = self.loc._fs()
+            self._fs, _ = self.loc.filesystem()
             self._pid = os.getpid()
         return self._fs
 
@@ -529,7 +529,7 @@ def _open_array(
         raw = loc.read_bytes(f"{name}/zarr.json")
         if raw is None:
             raise StoreError(f"{loc}/{name}: missing array {name!r}")
-        _, root = loc._fs()
+        _, root = loc.filesystem()
         remote = files if isinstance(files, _RemoteFiles) else _RemoteFiles(loc)
         try:
             return _DirectArray(f"{root}/{name}", name, remote, doc=json.loads(raw))

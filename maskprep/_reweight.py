@@ -28,7 +28,6 @@ from maskprep._store import (
     mark_complete,
     read_attrs,
     record_shard,
-    shard_checksums,
     write_attrs,
     write_shard,
 )
@@ -57,6 +56,7 @@ def _reweight_shard(
     config: BuildConfig,
     layout: StoreLayout,
     lut: np.ndarray,
+    unchanged: dict[str, str | None],
 ) -> int:
     import zarr
 
@@ -68,8 +68,11 @@ def _reweight_shard(
     for j in range(stop - start):
         window = tuple(slice(0, int(s)) for s in shapes[j])
         weights[j][window] = weight_map(instances[j][window], labels[j][window], config, lut)
-    checksums = shard_checksums(loc, layout, shard)
-    checksums["weights"] = write_shard(loc, layout, shard, "weights", weights, config.zstd_level)
+    # Only the weights change; the other arrays keep the checksums recorded at build.
+    checksums = {
+        **unchanged,
+        "weights": write_shard(loc, layout, shard, "weights", weights, config.zstd_level),
+    }
     record = {"shard": shard, "samples": [start, stop], "checksums": checksums}
     record_shard(loc, shard, record)
     return shard
@@ -142,7 +145,9 @@ def reweight(
     layout = StoreLayout.from_dict(meta["layout_info"])
     lut = weight_lookup(build_cfg, weights)
     tasks = [
-        dask.delayed(_reweight_shard)(loc, k, a, b, build_cfg, layout, lut)
+        dask.delayed(_reweight_shard)(
+            loc, k, a, b, build_cfg, layout, lut, meta["shard_checksums"][k]
+        )
         for k, (a, b) in enumerate(layout.shard_bounds())
     ]
     with _Runner(scheduler, workers, progress, retries=2) as runner:

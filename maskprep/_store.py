@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -278,8 +277,3 @@ def read_metadata(target: str | os.PathLike[str] | Location) -> dict[str, Any]:
             "re-run the same maskprep build-weights command to complete it"
         )
     return meta
-
-
-def local_path(target: str | os.PathLike[str] | Location) -> Path:
-    """Local path of a store target (error for URLs)."""
-    return _loc(target).path

@@ -10,11 +10,19 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from maskprep import BuildConfig, build_weights, open_shards, verify_store
+from maskprep import (
+    BuildConfig,
+    ClassWeightConfig,
+    build_weights,
+    open_shards,
+    reweight,
+    verify_store,
+)
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
@@ -67,6 +75,22 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return s3_endpoint
 
 
+def _remote_files(fs: Any) -> dict[str, str]:
+    fs.invalidate_cache()
+    return {
+        p.split("nuclei.zarr/", 1)[1]: hashlib.sha256(fs.cat_file(p)).hexdigest()
+        for p in fs.find("maskprep-test/nuclei.zarr")
+    }
+
+
+def _local_files(local: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(local)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in local.rglob("*")
+        if p.is_file()
+    }
+
+
 def test_s3_round_trip(nuclei_dir: Path, tmp_path: Path, s3_env: str) -> None:
     import s3fs
 
@@ -79,16 +103,7 @@ def test_s3_round_trip(nuclei_dir: Path, tmp_path: Path, s3_env: str) -> None:
     build_weights(nuclei_dir, local, cfg, scheduler="sync")
 
     fs = s3fs.S3FileSystem()
-    remote_files = {
-        p.split("nuclei.zarr/", 1)[1]: hashlib.sha256(fs.cat_file(p)).hexdigest()
-        for p in fs.find("maskprep-test/nuclei.zarr")
-    }
-    local_files = {
-        str(p.relative_to(local)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in local.rglob("*")
-        if p.is_file()
-    }
-    assert remote_files == local_files
+    assert _remote_files(fs) == _local_files(local)
 
     assert verify_store(url).ok
     # re-running against the same bucket prefix is idempotent
@@ -104,3 +119,9 @@ def test_s3_round_trip(nuclei_dir: Path, tmp_path: Path, s3_env: str) -> None:
             np.testing.assert_array_equal(remote[i][name], arr)
     batch = next(remote.batches(4, seed=0))
     assert batch["weights"].shape[0] == 4
+
+    # Switching scheme in the bucket equals switching it locally, byte for byte.
+    reweight(url, ClassWeightConfig(scheme="median-frequency"), scheduler="sync")
+    reweight(local, ClassWeightConfig(scheme="median-frequency"), scheduler="sync")
+    assert _remote_files(fs) == _local_files(local)
+    assert verify_store(url).ok

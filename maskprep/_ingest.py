@@ -1102,6 +1102,15 @@ def read_sample(
         Naming the file, for unreadable files, shape mismatches, float or
         negative or RGB masks, overlapping dsb2018 instance masks, and mask
         values the source does not declare (naming the value).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import make_sample
+    >>> d = make_sample(pathlib.Path(tempfile.mkdtemp()) / "n", n_images=2, size=(32, 32))
+    >>> s = read_sample(discover(d).samples[1])
+    >>> s.image.shape, s.instances.dtype, bool(s.void.any())  # sample 1 has a void patch
+    ((32, 32), dtype('int32'), True)
     """
     mode = None if source is None else source.image_mode
     pixels: np.ndarray | None = None

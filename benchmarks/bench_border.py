@@ -8,7 +8,9 @@ Run from the repository root::
 
 Methods, all timed in the same process on the same inputs:
 
-* ``maskprep``: ``border_weights`` (numba kernels, cutoff-windowed).
+* ``maskprep``: ``border_weights`` (numba kernels, cutoff-windowed), one thread.
+* ``maskprep-2thr``: the same with ``threads=2`` (one process, instances split
+  over two threads, merged exactly; checked byte-identical to one thread).
 * ``public``: one full-image ``scipy.ndimage.distance_transform_edt`` per
   instance, stacked and sorted along the instance axis, as public U-Net code
   does. Slow and memory hungry (instances x pixels float64), so it is timed
@@ -228,8 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     # Compile (or load from cache) every kernel variant outside the timings.
     for _, lab, sp in cases(quick=True):
         border_weights(lab, spacing=sp, sigma=sigma)
+        border_weights(lab, spacing=sp, sigma=sigma, threads=2)
     print(f"w0={W0} sigma={sigma} tolerance={TOLERANCE} region=background; median of repeats")
-    header = f"{'case':30s} {'method':12s} {'median ms':>11s} {'Mpix/s':>9s} {'x maskprep':>11s}"
+    header = f"{'case':30s} {'method':13s} {'median ms':>11s} {'Mpix/s':>9s} {'x maskprep':>11s}"
     print(header)
     print("-" * len(header))
     for number, (name, lab, sp) in enumerate(cases(args.quick)):
@@ -240,6 +243,13 @@ def main(argv: list[str] | None = None) -> None:
             lambda lab=lab, sp=sp: border_weights(lab, spacing=sp, sigma=sigma), repeats
         )
         rows: list[tuple[str, str, float]] = [("maskprep", f"{t_mp * 1e3:11.2f}", t_mp)]
+        # Same process, two threads on one image (threads=2): byte-identical output.
+        t2, res2 = timed(
+            lambda lab=lab, sp=sp: border_weights(lab, spacing=sp, sigma=sigma, threads=2), repeats
+        )
+        if np.asarray(res2).tobytes() != np.asarray(ref).tobytes():
+            notes.append(f"{name}: threads=2 differs from threads=1")
+        rows.append(("maskprep-2thr", f"{t2 * 1e3:11.2f}", t2))
         methods: list[tuple[str, Callable, int]] = [
             ("scipy-crop", crop_method(_scipy_edt, sigma), crop_repeats)
         ]
@@ -272,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(("public", f"~{t * 1e3:10.0f}", t))
         for label, shown, t in rows:
             mpix = lab.size / t / 1e6
-            print(f"{name:30s} {label:12s} {shown} {mpix:9.1f} {t / t_mp:10.1f}x")
+            print(f"{name:30s} {label:13s} {shown} {mpix:9.1f} {t / t_mp:10.1f}x")
     for note in notes:
         print("note:", note)
 

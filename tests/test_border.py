@@ -47,7 +47,7 @@ def touching_disks(
 
 def assert_close(labels: np.ndarray, **kwargs: object) -> np.ndarray:
     got = border_weights(labels, w0=W0, **kwargs)  # type: ignore[arg-type]
-    ref_kwargs = {k: v for k, v in kwargs.items() if k != "tolerance"}
+    ref_kwargs = {k: v for k, v in kwargs.items() if k not in ("tolerance", "threads")}
     want = border_weights_reference(labels, w0=W0, **ref_kwargs)  # type: ignore[arg-type]
     assert got.dtype == np.float32
     assert got.shape == labels.shape
@@ -269,6 +269,8 @@ def test_deterministic() -> None:
         ({"tolerance": 1.0}, "tolerance"),
         ({"tolerance": -1e-3}, "tolerance"),
         ({"tolerance": float("nan")}, "tolerance"),
+        ({"threads": 0}, "threads"),
+        ({"threads": 1.5}, "threads"),
     ],
 )
 def test_validation(kwargs: dict[str, object], match: str) -> None:
@@ -325,3 +327,31 @@ def test_hypothesis_matches_sequential_relabel(lab: np.ndarray) -> None:
     if lab.min() > 0:
         seq += 1  # keep "no background" images free of background
     np.testing.assert_array_equal(border_weights(lab), border_weights(seq))
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+@pytest.mark.parametrize(
+    ("shape", "n", "spacing"),
+    [((96, 120), 30, None), ((20, 40, 36), 25, (1.0, 0.5, 0.5)), ((64, 64), 2, (0.7, 1.2))],
+)
+def test_threads_give_byte_identical_results(
+    threads: int, shape: tuple[int, ...], n: int, spacing: tuple[float, ...] | None
+) -> None:
+    lab = touching_disks(shape, n, (3.0, 9.0), seed=threads, spacing=spacing)
+    one = border_weights(lab, spacing=spacing)
+    many = border_weights(lab, spacing=spacing, threads=threads)
+    assert many.tobytes() == one.tobytes()
+    assert_close(lab, spacing=spacing, threads=threads)
+
+
+def test_merge_smallest_is_the_two_smallest_of_the_union() -> None:
+    from maskprep import _kernels
+
+    rng = np.random.default_rng(0)
+    vals = rng.choice([0.0, 1.0, 2.0, 5.0, np.inf], size=(4, 500)).astype(np.float32)
+    d1, d2 = np.sort(vals[:2], axis=0)
+    e1, e2 = np.sort(vals[2:], axis=0)
+    _kernels.merge_smallest(d1, d2, e1, e2)
+    expected = np.sort(vals, axis=0)[:2]
+    np.testing.assert_array_equal(d1, expected[0])
+    np.testing.assert_array_equal(d2, expected[1])

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from maskprep._kernels._border import exponents, scan_boxes, windowed_2d, windowed_3d
+from maskprep._kernels._border import (
+    exponents,
+    merge_smallest,
+    scan_boxes,
+    windowed_2d,
+    windowed_3d,
+)
 
-__all__ = ["exponents", "scan_boxes", "windowed_2d", "windowed_3d"]
+__all__ = ["exponents", "merge_smallest", "scan_boxes", "windowed_2d", "windowed_3d"]

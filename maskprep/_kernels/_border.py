@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "exponents",
+    "merge_smallest",
     "scan_boxes",
     "windowed_2d",
     "windowed_3d",
@@ -740,6 +741,24 @@ def windowed_3d(
             env,
             owner,
         )
+
+
+@numba.njit(nogil=True, cache=True)
+def merge_smallest(d1: np.ndarray, d2: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> None:
+    """Merge the two-smallest pair ``(e1, e2)`` into ``(d1, d2)`` (flat float32).
+
+    The pairs come from disjoint sets of instances, so the two smallest of the
+    union are ``min(d1, e1)`` and ``min(max(d1, e1), min(d2, e2))``: exact, and
+    independent of how the instances were split.
+    """
+    for i in range(d1.size):
+        a = d1[i]
+        b = e1[i]
+        lo = a if a < b else b
+        hi = a if a > b else b
+        c = d2[i] if d2[i] < e2[i] else e2[i]
+        d1[i] = lo
+        d2[i] = hi if hi < c else c
 
 
 @numba.njit(nogil=True, cache=True)

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from maskprep._errors import StoreError
-from maskprep._store import ARRAY_NAMES, FORMAT_VERSION, is_maskprep_store
+from maskprep._location import Location
+from maskprep._store import ARRAY_NAMES, FORMAT_VERSION, read_attrs
 
 __all__ = ["format_inspection", "inspect_store"]
 
@@ -69,25 +70,14 @@ _ALL_ARRAYS = (*ARRAY_NAMES, "shapes")
 _MAX_LISTED = 10  # quarantined samples / notes shown in the text
 
 
-def _dir_size(path: Path) -> tuple[int, int]:
-    """Bytes and number of files under ``path``."""
-    total = files = 0
-    for dirpath, _, names in os.walk(path):
-        for name in names:
-            try:
-                total += os.path.getsize(os.path.join(dirpath, name))
-            except OSError:  # removed while we walk: not ours to explain
-                continue
-            files += 1
-    return total, files
-
-
-def _array_info(path: Path) -> dict[str, Any] | None:
+def _array_info(loc: Location, name: str) -> dict[str, Any] | None:
     """Shape, dtype, chunk and shard shape of one array, from its ``zarr.json``."""
-    meta_path = path / "zarr.json"
     try:
-        doc = json.loads(meta_path.read_text(encoding="utf-8"))
+        raw = loc.read_bytes(f"{name}/zarr.json")
+        doc = json.loads(raw) if raw is not None else None
     except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
         return None
     shape = [int(n) for n in doc.get("shape", [])]
     grid = doc.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
@@ -106,7 +96,7 @@ def _array_info(path: Path) -> dict[str, Any] | None:
         compressor = next(
             (c.get("name") for c in doc.get("codecs", []) if c.get("name") != "bytes"), None
         )
-    data_bytes, n_files = _dir_size(path / "c")
+    data_bytes, n_files = loc.tree_size(f"{name}/c")
     return {
         "shape": shape,
         "dtype": str(doc.get("data_type")),
@@ -118,12 +108,12 @@ def _array_info(path: Path) -> dict[str, Any] | None:
     }
 
 
-def _read_shapes(path: Path, n_samples: int) -> np.ndarray | None:
+def _read_shapes(loc: Location, n_samples: int) -> np.ndarray | None:
     """The ``shapes`` array, or None if it is missing, unreadable or never written."""
     try:
         import zarr
 
-        arr = zarr.open_array(str(path / "shapes"), mode="r")
+        arr = zarr.open_array(loc.zarr_store(read_only=True), path="shapes", mode="r")
         shapes = np.asarray(arr[:], dtype=np.int64)
     except Exception:  # an incomplete store may have anything here
         return None
@@ -168,7 +158,9 @@ def _instance_distribution(counts: Sequence[int]) -> dict[str, Any]:
     }
 
 
-def inspect_store(path: str | os.PathLike[str]) -> dict[str, Any]:
+def inspect_store(
+    path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything worth knowing about a built store, as a JSON-safe dict.
 
     Reads the ``maskprep`` attributes from ``zarr.json`` directly, so an
@@ -177,8 +169,11 @@ def inspect_store(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Parameters
     ----------
-    path : path
-        A ``.zarr`` directory written by ``maskprep build-weights``.
+    path : path or URL
+        A ``.zarr`` store written by ``maskprep build-weights``: a directory,
+        or an fsspec URL such as ``s3://bucket/train.zarr``.
+    storage_options : dict, optional
+        fsspec options for a URL.
 
     Returns
     -------
@@ -212,13 +207,14 @@ def inspect_store(path: str | os.PathLike[str]) -> dict[str, Any]:
     >>> info["complete"], info["samples"]["by_split"], [c["name"] for c in info["classes"]]
     (True, {'train': 4, 'valid': 1}, ['background', 'object'])
     """
-    p = Path(path)
-    if not p.exists():
+    p = str(path) if "://" in str(path) else Path(path)
+    loc = Location.parse(path, storage_options)
+    if not loc.exists():
         raise StoreError(f"{p}: no such store")
-    if not is_maskprep_store(p):
+    attrs = read_attrs(loc)
+    if attrs is None:
         raise StoreError(f"{p}: not a maskprep store (no maskprep metadata in zarr.json)")
-    doc = json.loads((p / "zarr.json").read_text(encoding="utf-8"))
-    meta: Mapping[str, Any] = doc["attributes"]["maskprep"]
+    meta: Mapping[str, Any] = attrs
     problems: list[str] = []
 
     complete = bool(meta.get("complete"))
@@ -242,16 +238,16 @@ def inspect_store(path: str | os.PathLike[str]) -> dict[str, Any]:
     # Arrays, shards and sizes.
     arrays: dict[str, Any] = {}
     for name in _ALL_ARRAYS:
-        info = _array_info(p / name)
+        info = _array_info(loc, name)
         if info is None:
             problems.append(f"array {name} is missing")
         arrays[name] = info
     shard_size = meta.get("shard_size")
     n_shards = -(-n // int(shard_size)) if isinstance(shard_size, int) and shard_size > 0 else None
-    markers = p.joinpath(*_MARKERS)
+    marker_names = loc.list("/".join(_MARKERS))
     shards_done = (
-        sum(1 for f in markers.iterdir() if f.suffix == ".json" and not f.name.startswith("."))
-        if markers.is_dir()
+        sum(1 for f in marker_names if f.endswith(".json") and not f.startswith("."))
+        if marker_names
         else None
     )
     if n_shards is not None and not complete:
@@ -261,10 +257,10 @@ def inspect_store(path: str | os.PathLike[str]) -> dict[str, Any]:
             a = arrays.get(name)
             if a is not None and a["files"] < n_shards:
                 problems.append(f"array {name}: {a['files']} of {n_shards} shard files written")
-    total_bytes, total_files = _dir_size(p)
+    total_bytes, total_files = loc.tree_size()
 
     # Geometry and void fraction.
-    shapes = _read_shapes(p, n) if n else None
+    shapes = _read_shapes(loc, n) if n else None
     image = arrays.get("image")
     labels = arrays.get("labels")
     ndim = None if labels is None else len(labels["shape"]) - 1

@@ -161,13 +161,26 @@ class Location:
         if fs.exists(root):
             fs.rm(root, recursive=True)
 
+    def tree_size(self, prefix: str = "") -> tuple[int, int]:
+        """Total bytes and number of objects under ``prefix`` (the whole store by default)."""
+        if self.is_local:
+            total = files = 0
+            for dirpath, _, names in os.walk(self.path / prefix if prefix else self.path):
+                for name in names:
+                    try:
+                        total += os.path.getsize(os.path.join(dirpath, name))
+                    except OSError:  # removed while we walk
+                        continue
+                    files += 1
+            return total, files
+        fs, root = self.filesystem()
+        base = f"{root}/{prefix}" if prefix else root
+        try:
+            found = fs.find(base, detail=True)
+        except FileNotFoundError:
+            return 0, 0
+        return sum(int(v.get("size") or 0) for v in found.values()), len(found)
+
     def size(self) -> int:
         """Total bytes of all objects under the root."""
-        if self.is_local:
-            total = 0
-            for dirpath, _, files in os.walk(self.path):
-                for f in files:
-                    total += os.path.getsize(os.path.join(dirpath, f))
-            return total
-        fs, root = self.filesystem()
-        return int(fs.du(root))
+        return self.tree_size()[0]

@@ -161,7 +161,7 @@ def load_store_preview(
     void_train = sum(v for v, s in zip(void, splits, strict=True) if s == "train")
     return PreviewData(
         source=str(path),
-        note=f"store {Path(path).resolve().name}",
+        note=f"store {str(path).rstrip('/').rsplit('/', 1)[-1]}",
         class_names=tuple(shards.class_names),
         void_label=shards.void_label,
         class_counts=tuple(int(c) for c in shards.class_counts),
@@ -553,14 +553,15 @@ def preview(
     >>> [p.name for p in preview(data, tmp / "png", samples=1)]
     ['d_001.png', 'class_histogram.png']
     """
-    src = Path(path)
+    # A URL (s3://...) can only be a built store; a local path may be either.
+    src: Path | str = str(path) if "://" in str(path) else Path(path)
     if is_maskprep_store(src):
         if config is not None:
             raise ValueError(
                 f"{src} is a built store; build options apply only to a dataset directory"
             )
         data = load_store_preview(src, samples=samples, ids=ids)
-    elif src.is_dir():
+    elif isinstance(src, Path) and src.is_dir():
         data = load_dataset_preview(
             src, samples=samples, ids=ids, config=config, scan_limit=scan_limit
         )

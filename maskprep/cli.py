@@ -444,9 +444,9 @@ def reweight_cmd(
 
 
 @main.command("inspect")
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def inspect_cmd(store: Path, as_json: bool) -> None:
+def inspect_cmd(store: str, as_json: bool) -> None:
     """Summarise a store: splits, classes, void, instances, shards, size, provenance.
 
     A store whose build did not finish is still summarised, marked INCOMPLETE.
@@ -455,6 +455,7 @@ def inspect_cmd(store: Path, as_json: bool) -> None:
     Example:
         maskprep inspect nuclei.zarr
         maskprep inspect nuclei.zarr --json > nuclei.json
+        maskprep inspect s3://bucket/nuclei.zarr
     """
     with _user_errors():
         info = inspect_store(store)
@@ -469,7 +470,7 @@ _PREVIEW_BUILD_OPTIONS = (
 
 
 @main.command("preview")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path")
 @click.option(
     "-o",
     "--out",
@@ -506,7 +507,7 @@ _PREVIEW_BUILD_OPTIONS = (
 @click.pass_context
 def preview_cmd(
     ctx: click.Context,
-    path: Path,
+    path: str,
     out_dir: Path,
     samples: int,
     ids: tuple[str, ...],
@@ -549,7 +550,7 @@ def preview_cmd(
         ]
         config = None
         if recipe is not None:
-            config = _recipe_config(ctx, recipe, path)
+            config = _recipe_config(ctx, recipe, Path(path))
         elif given:
             config = BuildConfig(
                 layout=layout,

@@ -14,15 +14,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from maskprep import (
     BuildConfig,
     ClassWeightConfig,
     build_weights,
+    inspect_store,
     open_shards,
+    preview,
     reweight,
     verify_store,
 )
+from maskprep.cli import main
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
@@ -119,6 +123,16 @@ def test_s3_round_trip(nuclei_dir: Path, tmp_path: Path, s3_env: str) -> None:
             np.testing.assert_array_equal(remote[i][name], arr)
     batch = next(remote.batches(4, seed=0))
     assert batch["weights"].shape[0] == 4
+
+    # inspect and preview work on the bucket as on the local copy.
+    remote_info, local_info = inspect_store(url), inspect_store(local)
+    for key in ("samples", "classes", "void", "instances", "geometry", "size_on_disk"):
+        assert remote_info[key] == local_info[key], key
+    r = CliRunner().invoke(main, ["inspect", url])
+    assert r.exit_code == 0, r.output
+    assert "[complete]" in r.output
+    pngs = preview(url, tmp_path / "png", samples=2)
+    assert len(pngs) == 3
 
     # Switching scheme in the bucket equals switching it locally, byte for byte.
     reweight(url, ClassWeightConfig(scheme="median-frequency"), scheduler="sync")

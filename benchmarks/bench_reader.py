@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zarr
 
-import maskprep._reader as reader_mod
+import maskprep.reader.shards as reader_mod
 from maskprep import build_weights, make_sample, open_shards
 
 ARRAYS = ("image", "labels", "weights")

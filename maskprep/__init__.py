@@ -4,20 +4,20 @@ Void fill, exact class counts and weights, U-Net border weight maps, and zarr v3
 shards for any trainer.
 """
 
-from maskprep._border import border_weights, border_weights_reference
-from maskprep._class_weights import ClassStats, ClassWeightConfig, class_weights
-from maskprep._config import BuildConfig
-from maskprep._errors import DataError, MaskprepError, StoreError
-from maskprep._ingest import discover, read_sample
-from maskprep._inspect import format_inspection, inspect_store
-from maskprep._pipeline import BuildSummary, build_weights, semantic_labels
-from maskprep._preview import preview
-from maskprep._reader import Shards, open_shards
-from maskprep._recipes import Recipe, load_recipe
-from maskprep._reweight import ReweightSummary, reweight
-from maskprep._sample_data import make_sample
-from maskprep._verify import VerifyReport, verify_store
 from maskprep._version import __version__
+from maskprep.config import BuildConfig
+from maskprep.errors import DataError, MaskprepError, StoreError
+from maskprep.ingest.core import discover, read_sample
+from maskprep.pipeline.build import BuildSummary, build_weights, semantic_labels
+from maskprep.pipeline.reweight import ReweightSummary, reweight
+from maskprep.reader.shards import Shards, open_shards
+from maskprep.recipes.recipe import Recipe, load_recipe
+from maskprep.targets.border import border_weights, border_weights_reference
+from maskprep.tools.inspect import format_inspection, inspect_store
+from maskprep.tools.preview import preview
+from maskprep.tools.sample_data import make_sample
+from maskprep.tools.verify import VerifyReport, verify_store
+from maskprep.weighting.core import ClassStats, ClassWeightConfig, class_weights
 
 __all__ = [
     "BuildConfig",

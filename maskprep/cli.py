@@ -18,17 +18,17 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from maskprep._class_weights import NORMALIZATIONS, SCHEMES, ClassWeightConfig
-from maskprep._config import BORDER_REGIONS, BuildConfig
-from maskprep._errors import MaskprepError
-from maskprep._ingest import LAYOUTS
-from maskprep._inspect import format_inspection, inspect_store
-from maskprep._pipeline import ON_ERROR, SCHEDULERS, BuildSummary, build_weights
-from maskprep._preview import preview
-from maskprep._reweight import reweight
-from maskprep._sample_data import make_sample
-from maskprep._verify import verify_store
 from maskprep._version import __version__
+from maskprep.config import BORDER_REGIONS, BuildConfig
+from maskprep.errors import MaskprepError
+from maskprep.ingest.core import LAYOUTS
+from maskprep.pipeline.build import ON_ERROR, SCHEDULERS, BuildSummary, build_weights
+from maskprep.pipeline.reweight import reweight
+from maskprep.tools.inspect import format_inspection, inspect_store
+from maskprep.tools.preview import preview
+from maskprep.tools.sample_data import make_sample
+from maskprep.tools.verify import verify_store
+from maskprep.weighting.core import NORMALIZATIONS, SCHEMES, ClassWeightConfig
 
 __all__ = ["main"]
 
@@ -311,7 +311,7 @@ _CLASS_WEIGHT_PARAMS = ("scheme", "mu", "enet_c", "beta", "normalize", "max_weig
 
 def _recipe_config(ctx: click.Context, ref: str, dataset_dir: Path) -> BuildConfig:
     """BuildConfig from a recipe, with the options given on the command line on top."""
-    from maskprep._recipes import load_recipe
+    from maskprep.recipes.recipe import load_recipe
 
     recipe = load_recipe(ref)
     params = ctx.params

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import maskprep._border as border_mod
+import maskprep.targets.border as border_mod
 from maskprep import border_weights, border_weights_reference
 
 W0 = 10.0

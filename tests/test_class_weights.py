@@ -1,4 +1,4 @@
-"""Tests of maskprep._class_weights: exact class statistics and class-weight schemes."""
+"""Tests of maskprep.weighting.core: exact class statistics and class-weight schemes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.utils.class_weight import compute_class_weight
 
-from maskprep._class_weights import (
+from maskprep.weighting.core import (
     NORMALIZATIONS,
     SCHEMES,
     ClassStats,

@@ -29,8 +29,8 @@ from maskprep import (
     reweight,
     verify_store,
 )
-from maskprep._class_weights import SCHEMES
 from maskprep.cli import main
+from maskprep.weighting.core import SCHEMES
 
 CFG = BuildConfig(shard_size=2)
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from maskprep import StoreError, build_weights, make_sample
-from maskprep._inspect import format_inspection, inspect_store
 from maskprep.cli import main
+from maskprep.tools.inspect import format_inspection, inspect_store
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
 from maskprep import BuildConfig, StoreError, build_weights, make_sample, open_shards
-from maskprep._preview import (
+from maskprep.cli import main
+from maskprep.tools.preview import (
     HISTOGRAM_FIGSIZE,
     OUTLINE_COLOR,
     SAMPLE_FIGSIZE,
@@ -26,7 +27,6 @@ from maskprep._preview import (
     preview,
     render_sample,
 )
-from maskprep.cli import main
 
 DPI = 80
 VOID_RGB = np.asarray(VOID_COLOR) * 255

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
 
-import maskprep._reader as reader_mod
+import maskprep.reader.shards as reader_mod
 from maskprep import BuildConfig, StoreError, build_weights, open_shards
-from maskprep._reader import epoch_order
-from maskprep._store import ARRAY_NAMES, FORMAT_VERSION
+from maskprep.reader.shards import epoch_order
+from maskprep.store.format import ARRAY_NAMES, FORMAT_VERSION
 
 VOID = 255
 

@@ -1,7 +1,7 @@
 """Recipes: a tiny synthetic dataset in each bundled layout, built by name and by path.
 
 Expected labels and instances are recomputed here from the files the obvious
-way, following the rules documented in maskprep._ingest and maskprep._recipes.
+way, following the rules documented in maskprep.ingest.core and maskprep.recipes.recipe.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from maskprep import (
     reweight,
     verify_store,
 )
-from maskprep._class_weights import ClassWeightConfig
-from maskprep._recipes import Recipe, RecipeError, available_recipes, load_recipe
 from maskprep.cli import main
+from maskprep.recipes.recipe import Recipe, RecipeError, available_recipes, load_recipe
+from maskprep.weighting.core import ClassWeightConfig
 
 pycocotools_mask = pytest.importorskip("pycocotools.mask")
 
@@ -599,7 +599,7 @@ def _build_fails(data: Path, out: Path, recipe: str) -> str:
 
 
 def test_preview_of_a_recipe_dataset_equals_its_build(tmp_path: Path) -> None:
-    from maskprep._preview import load_dataset_preview
+    from maskprep.tools.preview import load_dataset_preview
 
     syn = make_camvid(tmp_path / "camvid")
     store = tmp_path / "camvid.zarr"

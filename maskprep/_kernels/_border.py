@@ -1,6 +1,6 @@
 """Numba kernels for the U-Net border weight map.
 
-Everything here trusts its caller (``maskprep._border.border_weights``): label
+Everything here trusts its caller (``maskprep.targets.border.border_weights``): label
 arrays are C-contiguous, 3D (a 2D image arrives as shape ``(1, H, W)``) and
 unsigned (signed labels are viewed as unsigned of the same width, since they
 are only compared for equality), spacings are positive, and no argument is

@@ -8,9 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from maskprep._class_weights import ClassStats, ClassWeightConfig, class_weights
-from maskprep._location import Location
-from maskprep._store import (
+from maskprep.store.format import (
     ARRAY_NAMES,
     FORMAT_VERSION,
     StoreLayout,
@@ -19,6 +17,8 @@ from maskprep._store import (
     read_attrs,
     shard_checksums,
 )
+from maskprep.store.location import Location
+from maskprep.weighting.core import ClassStats, ClassWeightConfig, class_weights
 
 __all__ = ["VerifyReport", "verify_store"]
 

@@ -7,11 +7,11 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from maskprep._class_weights import ClassWeightConfig
-from maskprep._ingest import ALL_LAYOUTS, RECIPE_LAYOUTS, SourceSpec
+from maskprep.ingest.core import ALL_LAYOUTS, RECIPE_LAYOUTS, SourceSpec
+from maskprep.weighting.core import ClassWeightConfig
 
 if TYPE_CHECKING:
-    from maskprep._recipes import Recipe
+    from maskprep.recipes.recipe import Recipe
 
 __all__ = ["BORDER_REGIONS", "BuildConfig"]
 
@@ -28,7 +28,7 @@ class BuildConfig:
     paths, split, the source value -> class mapping and where instance ids
     come from. It is None for the instances and dsb2018 layouts, whose classes
     are background and object. :meth:`from_recipe` makes a config from a
-    recipe (see :mod:`maskprep._recipes`).
+    recipe (see :mod:`maskprep.recipes.recipe`).
 
     Examples
     --------
@@ -183,7 +183,7 @@ class BuildConfig:
     ) -> BuildConfig:
         """Config for building ``dataset_dir`` with a recipe.
 
-        ``recipe`` is a :class:`~maskprep._recipes.Recipe`, a recipe name
+        ``recipe`` is a :class:`~maskprep.recipes.recipe.Recipe`, a recipe name
         (``"camvid"``) or a path to a TOML file. The recipe's class list may
         come from the dataset (CamVid ``codes.txt``, COCO categories), hence
         ``dataset_dir``. Keyword arguments override the recipe's build
@@ -200,7 +200,7 @@ class BuildConfig:
         >>> cfg.layout, cfg.w0, cfg.class_names
         ('dsb2018', 5.0, ('background', 'object'))
         """
-        from maskprep._recipes import Recipe, load_recipe
+        from maskprep.recipes.recipe import Recipe, load_recipe
 
         if not isinstance(recipe, Recipe):
             recipe = load_recipe(recipe)

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from maskprep._errors import StoreError
-from maskprep._location import Location
-from maskprep._store import ARRAY_NAMES, FORMAT_VERSION, read_attrs
+from maskprep.errors import StoreError
+from maskprep.store.format import ARRAY_NAMES, FORMAT_VERSION, read_attrs
+from maskprep.store.location import Location
 
 __all__ = ["format_inspection", "inspect_store"]
 

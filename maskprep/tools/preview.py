@@ -3,7 +3,7 @@
 For a built store, the samples are read back with :func:`~maskprep.open_shards`
 and shown exactly as a trainer gets them. For a dataset directory (before any
 build), the samples go through the same code as a build
-(:func:`~maskprep._pipeline.sample_arrays`): void fill, class weights and the
+(:func:`~maskprep.pipeline.build.sample_arrays`): void fill, class weights and the
 border term are what ``build-weights`` with the same options would write.
 
 Class weights of a dataset preview come from a quick scan: up to
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from maskprep._config import BuildConfig
-from maskprep._errors import StoreError
-from maskprep._store import is_maskprep_store
+from maskprep.config import BuildConfig
+from maskprep.errors import StoreError
+from maskprep.store.format import is_maskprep_store
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -145,7 +145,7 @@ def load_store_preview(
     StoreError
         If the store is missing, not a maskprep store, or incomplete.
     """
-    from maskprep._reader import open_shards
+    from maskprep.reader.shards import open_shards
 
     _check_count(samples)
     shards = open_shards(path)
@@ -186,16 +186,22 @@ def load_dataset_preview(
 
     Class weights come from a scan of up to ``scan_limit`` evenly spaced
     samples (see the module docstring); the arrays of the shown samples are
-    computed by the build's own :func:`~maskprep._pipeline.sample_arrays`.
+    computed by the build's own :func:`~maskprep.pipeline.build.sample_arrays`.
 
     Raises
     ------
     DataError
         For the same dataset problems a build reports.
     """
-    from maskprep._class_weights import ClassStats, class_weights
-    from maskprep._ingest import discover
-    from maskprep._pipeline import _load, labels_dtype, sample_arrays, sample_labels, weight_lookup
+    from maskprep.ingest.core import discover
+    from maskprep.pipeline.build import (
+        _load,
+        labels_dtype,
+        sample_arrays,
+        sample_labels,
+        weight_lookup,
+    )
+    from maskprep.weighting.core import ClassStats, class_weights
 
     _check_count(samples)
     if scan_limit < 1:

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from maskprep._reader import Shards, epoch_order, open_shards
 from maskprep.metrics import _check_classes
+from maskprep.reader.shards import Shards, epoch_order, open_shards
 
 __all__ = [
     "ShardDataset",

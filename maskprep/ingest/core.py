@@ -17,7 +17,7 @@ line (fastai's ``split_by_fname_file``); every other sample is train. Both
 layouts have two classes, background and object.
 
 Three more layouts carry semantic classes and are described by a
-:class:`SourceSpec` (normally made from a recipe, see :mod:`maskprep._recipes`):
+:class:`SourceSpec` (normally made from a recipe, see :mod:`maskprep.recipes.recipe`):
 
 ``semantic``
     Image and class-index mask files found by path patterns such as
@@ -70,7 +70,7 @@ from typing import Any
 
 import numpy as np
 
-from maskprep._errors import DataError
+from maskprep.errors import DataError
 
 __all__ = [
     "ALL_LAYOUTS",
@@ -283,8 +283,8 @@ def _pattern_regex(text: str) -> re.Pattern[str]:
 class SourceSpec:
     """How to find and decode a dataset of the semantic, cityscapes or coco layout.
 
-    Normally made from a recipe (:meth:`maskprep._recipes.Recipe.build_config`);
-    part of :class:`~maskprep._config.BuildConfig` and so of every store's
+    Normally made from a recipe (:meth:`maskprep.recipes.recipe.Recipe.build_config`);
+    part of :class:`~maskprep.config.BuildConfig` and so of every store's
     metadata. Everything here is explicit: class names and sources are
     resolved, so a store can be re-derived without the recipe.
 

@@ -16,12 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from maskprep._class_weights import ClassStats, ClassWeightConfig, class_weights
-from maskprep._config import BuildConfig
-from maskprep._errors import StoreError
-from maskprep._location import Location
-from maskprep._pipeline import _Runner, weight_lookup, weight_map
-from maskprep._store import (
+from maskprep.config import BuildConfig
+from maskprep.errors import StoreError
+from maskprep.pipeline.build import _Runner, weight_lookup, weight_map
+from maskprep.store.format import (
     FORMAT_VERSION,
     StoreLayout,
     done_shards,
@@ -31,6 +29,8 @@ from maskprep._store import (
     write_attrs,
     write_shard,
 )
+from maskprep.store.location import Location
+from maskprep.weighting.core import ClassStats, ClassWeightConfig, class_weights
 
 __all__ = ["ReweightSummary", "reweight"]
 

@@ -27,13 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from maskprep._border import border_weights
-from maskprep._class_weights import ClassStats, class_weights
-from maskprep._config import BuildConfig
-from maskprep._errors import DataError, StoreError
-from maskprep._ingest import Dataset, LoadedSample, SampleSource, discover, read_sample
-from maskprep._location import Location
-from maskprep._store import (
+from maskprep._version import __version__
+from maskprep.config import BuildConfig
+from maskprep.errors import DataError, StoreError
+from maskprep.ingest.core import Dataset, LoadedSample, SampleSource, discover, read_sample
+from maskprep.store.format import (
     ARRAY_NAMES,
     FORMAT_VERSION,
     StoreLayout,
@@ -44,7 +42,9 @@ from maskprep._store import (
     record_shard,
     write_shard,
 )
-from maskprep._version import __version__
+from maskprep.store.location import Location
+from maskprep.targets.border import border_weights
+from maskprep.weighting.core import ClassStats, class_weights
 
 __all__ = [
     "ON_ERROR",

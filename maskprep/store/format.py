@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from maskprep._errors import StoreError
-from maskprep._location import Location
+from maskprep.errors import StoreError
+from maskprep.store.location import Location
 
 __all__ = [
     "ARRAY_NAMES",
@@ -216,7 +216,7 @@ def write_shard(
     loc: Location, layout: StoreLayout, shard: int, name: str, block: np.ndarray, zstd_level: int
 ) -> str | None:
     """Write one whole shard of one array; return its sha256 (None: all fill, no file)."""
-    from maskprep._shard_writer import encode_shard
+    from maskprep.store.codec import encode_shard
 
     data = encode_shard(block, layout.shard_size, layout.fill_value(name), zstd_level)
     key = layout.shard_key(name, shard)

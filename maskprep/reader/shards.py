@@ -25,9 +25,9 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from maskprep._errors import StoreError
-from maskprep._location import Location
-from maskprep._store import ARRAY_NAMES, read_metadata
+from maskprep.errors import StoreError
+from maskprep.store.format import ARRAY_NAMES, read_metadata
+from maskprep.store.location import Location
 
 __all__ = ["MAX_OPEN_FILES", "Shards", "epoch_order", "open_shards"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskprep._errors import DataError
+from maskprep.errors import DataError
 
 __all__ = ["make_sample", "touching_nuclei"]
 

@@ -78,10 +78,10 @@ Mask values that the recipe declares neither as a class nor as void are an
 error naming the file and the value; a value equal to the void label gets its
 own message (declare it void, or choose another void label). How each layout
 is read, and how instance ids are numbered, is described in
-:mod:`maskprep._ingest`.
+:mod:`maskprep.ingest.core`.
 
 A recipe is only a description: the build stores the resolved classes and
-mapping (:class:`~maskprep._ingest.SourceSpec`) in its metadata, so a store
+mapping (:class:`~maskprep.ingest.core.SourceSpec`) in its metadata, so a store
 built with ``--recipe camvid`` equals one built with the same recipe given by
 path.
 """
@@ -96,10 +96,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from maskprep._class_weights import ClassWeightConfig
-from maskprep._config import BuildConfig
-from maskprep._errors import DataError
-from maskprep._ingest import RECIPE_LAYOUTS, SourceSpec, coco_categories
+from maskprep.config import BuildConfig
+from maskprep.errors import DataError
+from maskprep.ingest.core import RECIPE_LAYOUTS, SourceSpec, coco_categories
+from maskprep.weighting.core import ClassWeightConfig
 
 __all__ = [
     "BUILD_KEYS",
@@ -185,7 +185,7 @@ class Recipe:
     >>> Recipe.from_dict({"layout": "semantic", "lables": "x"}, origin="my.toml")
     Traceback (most recent call last):
     ...
-    maskprep._recipes.RecipeError: my.toml: unknown key 'lables' (did you mean 'labels'?)
+    maskprep.recipes.recipe.RecipeError: my.toml: unknown key 'lables' (did you mean 'labels'?)
     """
 
     layout: str
@@ -595,11 +595,11 @@ def recipe_dir() -> Path:
     ``maskprep/pipelines`` in an installed wheel, ``<repo>/pipelines`` in a
     source checkout or editable install.
     """
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "pipelines", here.parent / "pipelines"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "pipelines", package.parent / "pipelines"):
         if candidate.is_dir():
             return candidate
-    return here / "pipelines"
+    return package / "pipelines"
 
 
 def available_recipes() -> dict[str, Path]:

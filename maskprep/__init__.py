@@ -7,7 +7,7 @@ shards for any trainer.
 from maskprep._version import __version__
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError, MaskprepError, StoreError
-from maskprep.ingest.core import discover, read_sample
+from maskprep.ingest import discover, read_sample
 from maskprep.pipeline.build import BuildSummary, build_weights, semantic_labels
 from maskprep.pipeline.reweight import ReweightSummary, reweight
 from maskprep.reader.shards import Shards, open_shards

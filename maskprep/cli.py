@@ -21,7 +21,7 @@ from click.core import ParameterSource
 from maskprep._version import __version__
 from maskprep.config import BORDER_REGIONS, BuildConfig
 from maskprep.errors import MaskprepError
-from maskprep.ingest.core import LAYOUTS
+from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
 from maskprep.pipeline.build import ON_ERROR, SCHEDULERS, BuildSummary, build_weights
 from maskprep.pipeline.reweight import reweight
 from maskprep.tools.inspect import format_inspection, inspect_store

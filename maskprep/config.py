@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from maskprep.ingest.core import ALL_LAYOUTS, RECIPE_LAYOUTS, SourceSpec
+from maskprep.ingest import LAYOUTS, SourceSpec, available_layouts
 from maskprep.weighting.core import ClassWeightConfig
 
 if TYPE_CHECKING:
@@ -59,8 +59,11 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if self.layout == "auto" and isinstance(self.source, SourceSpec):
             object.__setattr__(self, "layout", self.source.layout)
-        if self.layout not in ALL_LAYOUTS:
-            raise ValueError(f"layout must be one of {', '.join(ALL_LAYOUTS)}, got {self.layout!r}")
+        if self.layout != "auto" and self.layout not in LAYOUTS:
+            raise ValueError(
+                f"layout must be auto or one of {', '.join(available_layouts())}, "
+                f"got {self.layout!r}"
+            )
         if len(self.class_names) < 1 or len(set(self.class_names)) != len(self.class_names):
             raise ValueError(f"class_names must be distinct and non-empty, got {self.class_names}")
         if not isinstance(self.void_label, int) or self.void_label > 65535:
@@ -105,7 +108,7 @@ class BuildConfig:
     def _check_source(self) -> None:
         src = self.source
         if src is None:
-            if self.layout in RECIPE_LAYOUTS:
+            if self.layout != "auto" and LAYOUTS.get(self.layout).needs_source:
                 raise ValueError(
                     f"the {self.layout} layout needs a source (class mapping and paths); "
                     "make the config with BuildConfig.from_recipe"

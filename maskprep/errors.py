@@ -7,7 +7,7 @@ print it without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "MaskprepError", "StoreError"]
+__all__ = ["DataError", "MaskprepError", "PluginError", "StoreError"]
 
 
 class MaskprepError(Exception):
@@ -20,3 +20,7 @@ class DataError(MaskprepError, ValueError):
 
 class StoreError(MaskprepError):
     """An output store is missing, incomplete, or not a maskprep store."""
+
+
+class PluginError(MaskprepError):
+    """A registered plugin (layout, target, scheme) is broken or clashes with another."""

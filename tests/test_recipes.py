@@ -1,7 +1,7 @@
 """Recipes: a tiny synthetic dataset in each bundled layout, built by name and by path.
 
 Expected labels and instances are recomputed here from the files the obvious
-way, following the rules documented in maskprep.ingest.core and maskprep.recipes.recipe.
+way, following the rules documented in maskprep.ingest and maskprep.recipes.
 """
 
 from __future__ import annotations

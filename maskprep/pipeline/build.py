@@ -30,7 +30,7 @@ import numpy as np
 from maskprep._version import __version__
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError, StoreError
-from maskprep.ingest.core import Dataset, LoadedSample, SampleSource, discover, read_sample
+from maskprep.ingest import Dataset, LoadedSample, SampleSource, discover, read_sample
 from maskprep.store.format import (
     ARRAY_NAMES,
     FORMAT_VERSION,

@@ -78,10 +78,10 @@ Mask values that the recipe declares neither as a class nor as void are an
 error naming the file and the value; a value equal to the void label gets its
 own message (declare it void, or choose another void label). How each layout
 is read, and how instance ids are numbered, is described in
-:mod:`maskprep.ingest.core`.
+:mod:`maskprep.ingest`.
 
 A recipe is only a description: the build stores the resolved classes and
-mapping (:class:`~maskprep.ingest.core.SourceSpec`) in its metadata, so a store
+mapping (:class:`~maskprep.ingest.SourceSpec`) in its metadata, so a store
 built with ``--recipe camvid`` equals one built with the same recipe given by
 path.
 """
@@ -98,7 +98,7 @@ from typing import Any
 
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError
-from maskprep.ingest.core import RECIPE_LAYOUTS, SourceSpec, coco_categories
+from maskprep.ingest import RECIPE_LAYOUTS, SourceSpec, coco_categories
 from maskprep.weighting.core import ClassWeightConfig
 
 __all__ = [

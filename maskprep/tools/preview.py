@@ -193,7 +193,7 @@ def load_dataset_preview(
     DataError
         For the same dataset problems a build reports.
     """
-    from maskprep.ingest.core import discover
+    from maskprep.ingest import discover
     from maskprep.pipeline.build import (
         _load,
         labels_dtype,

@@ -1,0 +1,151 @@
+"""Reading images and label images from disk, sizes checked before decoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskprep.errors import DataError
+from maskprep.ingest.model import SampleSource
+
+__all__ = [
+    "check_image_shape",
+    "check_label_array",
+    "probe_image",
+    "probe_image_as",
+    "read_array",
+    "read_image",
+]
+
+def _too_big(path: Path, what: str, n: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and n > max_pixels:
+        raise DataError(
+            f"{path}: {what} has {n:,} pixel values, more than the limit of {max_pixels:,} "
+            "(a decompression bomb? raise --max-pixels if the file is genuine)"
+        )
+
+
+def read_array(path: Path, what: str, max_pixels: int | None = None) -> np.ndarray:
+    # The size is checked from the header before anything is decoded, so a
+    # small file claiming a huge image cannot exhaust memory.
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                _too_big(path, what, int(np.prod(series.shape)), max_pixels)
+                return np.asarray(series.asarray())
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+            _too_big(path, what, w * h * len(im.getbands()), max_pixels)
+            im.load()
+            return np.asarray(im)
+    except DataError:
+        raise
+    except Exception as exc:  # any decoder failure means the same thing to the user
+        raise DataError(f"{path}: cannot read {what}: {exc}") from None
+
+
+def probe_image(path: Path, max_pixels: int | None) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype of an image without decoding its pixels where possible.
+
+    PNG (and other Pillow formats) are checked from the header and their chunk
+    checksums, which catches truncated and corrupted files at a fraction of a
+    decode; TIFF stacks are decoded.
+    """
+    if path.suffix.lower() in (".tif", ".tiff"):
+        arr = read_array(path, "image", max_pixels)
+        return arr.shape, arr.dtype
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+            mode = im.mode
+            _too_big(path, "image", w * h * len(im.getbands()), max_pixels)
+            im.verify()
+        # What np.asarray gives for this mode: dtype and channel axis.
+        probe = np.asarray(Image.new(mode, (1, 1)))
+    except DataError:
+        raise
+    except Exception as exc:  # any decoder failure means the same thing to the user
+        raise DataError(f"{path}: cannot read image: {exc}") from None
+    return (h, w, *probe.shape[2:]), probe.dtype
+
+
+def read_image(path: Path, max_pixels: int | None, mode: str | None) -> np.ndarray:
+    if mode is None:
+        return read_array(path, "image", max_pixels)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        raise DataError(f"{path}: image_mode {mode!r} applies to Pillow images, not TIFF")
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+            _too_big(path, "image", w * h * len(im.getbands()), max_pixels)
+            return np.asarray(im.convert(mode))
+    except DataError:
+        raise
+    except Exception as exc:  # any decoder failure means the same thing to the user
+        raise DataError(f"{path}: cannot read image: {exc}") from None
+
+
+def probe_image_as(
+    path: Path, max_pixels: int | None, mode: str | None
+) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """:func:`probe_image`, for the image converted to ``mode`` if given."""
+    if mode is None:
+        return probe_image(path, max_pixels)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        raise DataError(f"{path}: image_mode {mode!r} applies to Pillow images, not TIFF")
+    from PIL import Image
+
+    shape, _ = probe_image(path, max_pixels)
+    probe = np.asarray(Image.new(mode, (1, 1)))
+    return (*shape[:2], *probe.shape[2:]), probe.dtype
+
+
+def check_label_array(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        raise DataError(
+            f"{path}: mask has floating-point dtype {arr.dtype}; a label image needs integer values"
+        )
+    if arr.dtype.kind not in "iu":
+        raise DataError(f"{path}: mask has unsupported dtype {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and path.suffix.lower() == ".png":
+        raise DataError(
+            f"{path}: mask is an RGB(A) image of shape {arr.shape}; "
+            "expected a single-channel label image"
+        )
+    if arr.ndim not in (2, 3):
+        raise DataError(f"{path}: mask must be 2D or 3D, got shape {arr.shape}")
+    if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
+        raise DataError(f"{path}: mask has negative values (minimum {arr.min()})")
+    return arr
+
+
+def check_image_shape(
+    image_shape: tuple[int, ...], shape: tuple[int, ...], src: SampleSource
+) -> None:
+    if image_shape == shape:
+        return
+    if len(image_shape) == len(shape) + 1 and image_shape[:-1] == shape and image_shape[-1] <= 4:
+        return
+    if src.layout == "coco":
+        raise DataError(
+            f"{src.image}: image shape {image_shape} does not match the size {shape} "
+            f"{src.masks[0]} gives"
+        )
+    where = f" ({src.masks[0]})" if src.masks else ""
+    raise DataError(
+        f"{src.image}: image shape {image_shape} does not match mask shape {shape}{where}"
+    )
+

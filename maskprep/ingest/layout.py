@@ -1,0 +1,261 @@
+"""The :class:`Layout` protocol, the layout registry, and the two entry points
+every stage uses: :func:`discover` (find samples) and :func:`read_sample`.
+
+A layout knows where one kind of dataset keeps its files and how to decode its
+annotations into instances, void and (for semantic datasets) class labels.
+Everything shared (image decoding with a size limit, shape checks, void pixels
+never carrying an instance) happens here, once, whatever the layout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskprep.errors import DataError
+from maskprep.ingest.imageio import check_image_shape, probe_image_as, read_image
+from maskprep.ingest.model import Dataset, LoadedSample, SampleSource
+from maskprep.ingest.source import SourceSpec
+from maskprep.plugins import Registry
+
+__all__ = [
+    "LAYOUTS",
+    "Annotations",
+    "Layout",
+    "ReadOptions",
+    "available_layouts",
+    "detect_layout",
+    "discover",
+    "read_sample",
+]
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a layout needs to know to read one sample."""
+
+    unlabeled_value: int | None = None
+    max_pixels: int | None = None
+    source: SourceSpec | None = None
+    void_label: int = 255
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """One sample's annotations as a layout decodes them, before shared checks.
+
+    ``labels`` is None for instance layouts (classes background and object
+    follow from the instances); semantic layouts give class indices with
+    ``void_label`` on void pixels.
+    """
+
+    instances: np.ndarray  # int32, 0 = background
+    void: np.ndarray  # bool
+    labels: np.ndarray | None = None
+
+
+class Layout:
+    """Base class of dataset layouts; subclass it and register an instance.
+
+    Subclasses set :attr:`name` and implement :meth:`find_samples` and
+    :meth:`read_annotations`. :meth:`read_image` and :meth:`probe_image` read
+    ``SampleSource.image`` with Pillow or tifffile; override them for other
+    image containers. Third-party layouts register through the
+    ``maskprep.layouts`` entry-point group (see ``docs/plugins.md``).
+    """
+
+    #: Name used in configs and store metadata (``BuildConfig(layout=...)``).
+    name: str = ""
+    #: What ``auto`` detection looks for, in its error message.
+    description: str = ""
+    #: True for layouts whose classes and paths come from a :class:`SourceSpec`.
+    needs_source: bool = False
+
+    def guess_can_open(self, root: Path) -> bool:
+        """True if ``root`` looks like this layout (used by ``layout="auto"``)."""
+        return False
+
+    def find_samples(self, root: Path, source: SourceSpec | None) -> Sequence[SampleSource]:
+        """Every sample under ``root``, with its split; raise DataError naming files."""
+        raise NotImplementedError
+
+    def read_annotations(
+        self, src: SampleSource, image_shape: tuple[int, ...], options: ReadOptions
+    ) -> Annotations:
+        """Decode one sample's annotations; raise DataError naming the file."""
+        raise NotImplementedError
+
+    def read_image(self, src: SampleSource, options: ReadOptions) -> np.ndarray:
+        """Decode the sample's image."""
+        mode = None if options.source is None else options.source.image_mode
+        return read_image(src.image, options.max_pixels, mode)
+
+    def probe_image(
+        self, src: SampleSource, options: ReadOptions
+    ) -> tuple[tuple[int, ...], np.dtype[Any]]:
+        """The image's shape and dtype, checked but decoded only where unavoidable."""
+        mode = None if options.source is None else options.source.image_mode
+        return probe_image_as(src.image, options.max_pixels, mode)
+
+
+#: Registered layouts; built-ins first, in ``auto`` detection order.
+LAYOUTS: Registry[Layout] = Registry(
+    "layout",
+    group="maskprep.layouts",
+    builtins=(
+        "maskprep.ingest.instances",
+        "maskprep.ingest.dsb2018",
+        "maskprep.ingest.semantic",
+        "maskprep.ingest.coco",
+    ),
+)
+
+
+def available_layouts() -> tuple[str, ...]:
+    """Names of every registered dataset layout, plugins included.
+
+    Examples
+    --------
+    >>> available_layouts()[:3]
+    ('cityscapes', 'coco', 'dsb2018')
+    """
+    return LAYOUTS.names()
+
+
+def _layout(name: str) -> Layout:
+    try:
+        return LAYOUTS.get(name)
+    except KeyError:
+        raise DataError(
+            f"unknown layout {name!r}; choose auto or one of {', '.join(available_layouts())}"
+        ) from None
+
+
+def detect_layout(root: Path) -> str:
+    """The first registered layout whose :meth:`Layout.guess_can_open` accepts ``root``.
+
+    Raises
+    ------
+    DataError
+        If the directory matches no layout.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset directory does not exist")
+    candidates = [LAYOUTS.get(n) for n in LAYOUTS.in_order()]
+    for layout in candidates:
+        if not layout.needs_source and layout.guess_can_open(root):
+            return layout.name
+    expected = " or ".join(
+        f"{c.description} ({c.name} layout)" for c in candidates if c.description
+    )
+    raise DataError(f"{root}: cannot detect the dataset layout: expected {expected}")
+
+
+def discover(
+    root: str | os.PathLike[str], layout: str = "auto", *, source: SourceSpec | None = None
+) -> Dataset:
+    """Find every sample of a dataset directory and its split.
+
+    Parameters
+    ----------
+    root : path
+        Dataset directory.
+    layout : str
+        A registered layout (:func:`available_layouts`); ``"auto"`` detects
+        one, or takes ``source.layout`` when a source is given.
+    source : SourceSpec, optional
+        Paths, split and classes of a semantic, cityscapes or coco dataset
+        (usually from a recipe); required for those layouts.
+
+    Returns
+    -------
+    Dataset
+        Samples sorted by id, so the output order never depends on the file system.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import make_sample
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "nuclei"
+    >>> _ = make_sample(d, n_images=4, size=(32, 32))
+    >>> ds = discover(d)
+    >>> ds.layout, len(ds), ds.samples[0].sample_id
+    ('instances', 4, 'nuclei_000')
+    """
+    root_path = Path(root)
+    if source is not None:
+        if layout not in ("auto", source.layout):
+            raise DataError(f"layout {layout!r} differs from the source's {source.layout!r}")
+        layout = source.layout
+    if layout != "auto":
+        chosen = _layout(layout)
+        if chosen.needs_source and (source is None or source.layout != layout):
+            raise DataError(
+                f"the {layout} layout needs its classes and paths: build with a recipe "
+                "(BuildConfig.from_recipe)"
+            )
+    if not root_path.is_dir():
+        raise DataError(f"{root_path}: dataset directory does not exist")
+    if layout == "auto":
+        layout = detect_layout(root_path)
+    samples = tuple(_layout(layout).find_samples(root_path, source))
+    if not samples:
+        raise DataError(f"{root_path}: the dataset is empty (no samples in the {layout} layout)")
+    return Dataset(root_path, layout, samples)
+
+
+def read_sample(
+    src: SampleSource,
+    *,
+    unlabeled_value: int | None = None,
+    max_pixels: int | None = None,
+    image: bool = True,
+    source: SourceSpec | None = None,
+    void_label: int = 255,
+) -> LoadedSample:
+    """Read and check one sample's image, labels, instances and unannotated pixels.
+
+    With ``image=False`` the image is checked but not decoded (see
+    :class:`LoadedSample`), which is all a counting pass needs. Samples of the
+    semantic, cityscapes and coco layouts need their ``source`` and get
+    ``labels`` with ``void_label`` on void pixels.
+
+    Raises
+    ------
+    DataError
+        Naming the file, for unreadable files, shape mismatches, float or
+        negative or RGB masks, overlapping dsb2018 instance masks, and mask
+        values the source does not declare (naming the value).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import make_sample
+    >>> d = make_sample(pathlib.Path(tempfile.mkdtemp()) / "n", n_images=2, size=(32, 32))
+    >>> s = read_sample(discover(d).samples[1])
+    >>> s.image.shape, s.instances.dtype, bool(s.void.any())  # sample 1 has a void patch
+    ((32, 32), dtype('int32'), True)
+    """
+    layout = _layout(src.layout)
+    if layout.needs_source and (source is None or source.layout != src.layout):
+        raise ValueError(f"{src.image}: a {src.layout} sample needs its SourceSpec to be read")
+    options = ReadOptions(unlabeled_value, max_pixels, source, void_label)
+    pixels: np.ndarray | None = None
+    if image:
+        pixels = layout.read_image(src, options)
+        image_shape, image_dtype = tuple(pixels.shape), pixels.dtype
+    else:
+        image_shape, image_dtype = layout.probe_image(src, options)
+    ann = layout.read_annotations(src, tuple(image_shape), options)
+    shape = ann.instances.shape if ann.labels is None else ann.labels.shape
+    check_image_shape(tuple(image_shape), shape, src)
+    ann.instances[ann.void] = 0
+    return LoadedSample(
+        pixels, tuple(image_shape), np.dtype(image_dtype), ann.instances, ann.void, ann.labels
+    )

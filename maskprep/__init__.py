@@ -17,7 +17,7 @@ from maskprep.tools.inspect import format_inspection, inspect_store
 from maskprep.tools.preview import preview
 from maskprep.tools.sample_data import make_sample
 from maskprep.tools.verify import VerifyReport, verify_store
-from maskprep.weighting.core import ClassStats, ClassWeightConfig, class_weights
+from maskprep.weighting import ClassStats, ClassWeightConfig, class_weights
 
 __all__ = [
     "BuildConfig",

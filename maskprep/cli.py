@@ -28,7 +28,7 @@ from maskprep.tools.inspect import format_inspection, inspect_store
 from maskprep.tools.preview import preview
 from maskprep.tools.sample_data import make_sample
 from maskprep.tools.verify import verify_store
-from maskprep.weighting.core import NORMALIZATIONS, SCHEMES, ClassWeightConfig
+from maskprep.weighting import NORMALIZATIONS, SCHEMES, ClassWeightConfig
 
 __all__ = ["main"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from maskprep.ingest import LAYOUTS, SourceSpec, available_layouts
-from maskprep.weighting.core import ClassWeightConfig
+from maskprep.weighting import ClassWeightConfig
 
 if TYPE_CHECKING:
     from maskprep.recipes.recipe import Recipe

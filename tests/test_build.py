@@ -22,7 +22,7 @@ from maskprep import (
     make_sample,
     open_shards,
 )
-from maskprep.weighting.core import ClassWeightWarning
+from maskprep.weighting import ClassWeightWarning
 
 
 def _read(path: Path) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests of maskprep.weighting.core: exact class statistics and class-weight schemes."""
+"""Tests of maskprep.weighting: exact class statistics and class-weight schemes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.utils.class_weight import compute_class_weight
 
-from maskprep.weighting.core import (
+from maskprep.weighting import (
     NORMALIZATIONS,
     SCHEMES,
     ClassStats,

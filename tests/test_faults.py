@@ -30,7 +30,7 @@ from maskprep import (
     verify_store,
 )
 from maskprep.cli import main
-from maskprep.weighting.core import SCHEMES
+from maskprep.weighting import SCHEMES
 
 CFG = BuildConfig(shard_size=2)
 

@@ -33,7 +33,7 @@ from maskprep import (
 )
 from maskprep.cli import main
 from maskprep.recipes.recipe import Recipe, RecipeError, available_recipes, load_recipe
-from maskprep.weighting.core import ClassWeightConfig
+from maskprep.weighting import ClassWeightConfig
 
 pycocotools_mask = pytest.importorskip("pycocotools.mask")
 

@@ -44,7 +44,7 @@ from maskprep.store.format import (
 )
 from maskprep.store.location import Location
 from maskprep.targets.border import border_weights
-from maskprep.weighting.core import ClassStats, class_weights
+from maskprep.weighting import ClassStats, class_weights
 
 __all__ = [
     "ON_ERROR",

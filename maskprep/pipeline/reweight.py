@@ -30,7 +30,7 @@ from maskprep.store.format import (
     write_shard,
 )
 from maskprep.store.location import Location
-from maskprep.weighting.core import ClassStats, ClassWeightConfig, class_weights
+from maskprep.weighting import ClassStats, ClassWeightConfig, class_weights
 
 __all__ = ["ReweightSummary", "reweight"]
 

@@ -99,7 +99,7 @@ from typing import Any
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError
 from maskprep.ingest import RECIPE_LAYOUTS, SourceSpec, coco_categories
-from maskprep.weighting.core import ClassWeightConfig
+from maskprep.weighting import ClassWeightConfig
 
 __all__ = [
     "BUILD_KEYS",

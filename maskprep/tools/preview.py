@@ -201,7 +201,7 @@ def load_dataset_preview(
         sample_labels,
         weight_lookup,
     )
-    from maskprep.weighting.core import ClassStats, class_weights
+    from maskprep.weighting import ClassStats, class_weights
 
     _check_count(samples)
     if scan_limit < 1:

@@ -18,7 +18,7 @@ from maskprep.store.format import (
     shard_checksums,
 )
 from maskprep.store.location import Location
-from maskprep.weighting.core import ClassStats, ClassWeightConfig, class_weights
+from maskprep.weighting import ClassStats, ClassWeightConfig, class_weights
 
 __all__ = ["VerifyReport", "verify_store"]
 

@@ -8,7 +8,7 @@ from maskprep._version import __version__
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError, MaskprepError, StoreError
 from maskprep.ingest import discover, read_sample
-from maskprep.pipeline.build import BuildSummary, build_weights, semantic_labels
+from maskprep.pipeline.build import BuildSummary, build_weights
 from maskprep.pipeline.reweight import ReweightSummary, reweight
 from maskprep.reader.shards import Shards, open_shards
 from maskprep.recipes.recipe import Recipe, load_recipe
@@ -17,6 +17,7 @@ from maskprep.tools.inspect import format_inspection, inspect_store
 from maskprep.tools.preview import preview
 from maskprep.tools.sample_data import make_sample
 from maskprep.tools.verify import VerifyReport, verify_store
+from maskprep.voidfill import semantic_labels
 from maskprep.weighting import ClassStats, ClassWeightConfig, class_weights
 
 __all__ = [

@@ -22,7 +22,7 @@ from maskprep._version import __version__
 from maskprep.config import BORDER_REGIONS, BuildConfig
 from maskprep.errors import MaskprepError
 from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
-from maskprep.pipeline.build import ON_ERROR, SCHEDULERS, BuildSummary, build_weights
+from maskprep.pipeline import ON_ERROR, SCHEDULERS, BuildSummary, build_weights
 from maskprep.pipeline.reweight import reweight
 from maskprep.tools.inspect import format_inspection, inspect_store
 from maskprep.tools.preview import preview
@@ -50,6 +50,11 @@ def _user_errors() -> Iterator[None]:
         finally:
             for w in caught:
                 click.echo(f"Warning: {w.message}", err=True)
+
+
+def _progress_lines(stage: str, done: int, total: int) -> None:
+    if done == 0:
+        click.echo(stage, err=True)
 
 
 def _parse_spacing(value: str | None) -> tuple[float, ...] | None:
@@ -294,7 +299,7 @@ def build_weights_cmd(
             scheduler=scheduler,
             workers=workers,
             overwrite=overwrite,
-            progress=not quiet,
+            progress=None if quiet else _progress_lines,
             on_error=on_error,
             retries=retries,
         )
@@ -435,7 +440,13 @@ def reweight_cmd(
     """
     with _user_errors():
         config = _class_weight_config(scheme, mu, enet_c, beta, normalize, max_weight)
-        summary = reweight(store, config, scheduler=scheduler, workers=workers, progress=not quiet)
+        summary = reweight(
+            store,
+            config,
+            scheduler=scheduler,
+            workers=workers,
+            progress=None if quiet else _progress_lines,
+        )
         click.echo(f"Reweighted {summary.store} to {summary.scheme} in {summary.seconds:.1f} s")
         for name, old, new in zip(
             summary.class_names, summary.old_weights, summary.new_weights, strict=True

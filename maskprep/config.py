@@ -55,6 +55,7 @@ class BuildConfig:
     class_names: tuple[str, ...] = ("background", "object")
     max_pixels: int = 2**28
     source: SourceSpec | None = None
+    targets: tuple[str, ...] = ("weights",)
 
     def __post_init__(self) -> None:
         if self.layout == "auto" and isinstance(self.source, SourceSpec):
@@ -82,6 +83,7 @@ class BuildConfig:
         if self.unlabeled_value == 0 and self.source is None:
             raise ValueError("unlabeled_value cannot be 0: 0 is background in instance masks")
         self._check_source()
+        self._check_targets()
         if not (math.isfinite(self.w0) and self.w0 >= 0):
             raise ValueError(f"w0 must be a finite number >= 0, got {self.w0}")
         if not (math.isfinite(self.sigma) and self.sigma > 0):
@@ -133,6 +135,19 @@ class BuildConfig:
                     f"class {name!r}"
                 )
 
+    def _check_targets(self) -> None:
+        from maskprep.targets import TARGETS, available_targets
+
+        names = self.targets
+        if isinstance(names, str) or not names or len(set(names)) != len(names):
+            raise ValueError(f"targets must be distinct target names, got {names!r}")
+        unknown = [t for t in names if t not in TARGETS]
+        if unknown:
+            raise ValueError(
+                f"targets: unknown target {unknown[0]!r}; available: "
+                f"{', '.join(available_targets())}"
+            )
+
     @property
     def num_classes(self) -> int:
         """Number of semantic classes (void excluded)."""
@@ -148,6 +163,8 @@ class BuildConfig:
                 if value is not None:
                     out[f.name] = value.to_dict()
                 continue
+            if f.name == "targets" and value == ("weights",):
+                continue  # the default: stores built before targets existed stay identical
             if isinstance(value, ClassWeightConfig):
                 value = value.to_dict()
             elif isinstance(value, tuple):
@@ -167,7 +184,7 @@ class BuildConfig:
             kwargs["class_weights"] = ClassWeightConfig.from_dict(kwargs["class_weights"])
         if isinstance(kwargs.get("source"), dict):
             kwargs["source"] = SourceSpec.from_dict(kwargs["source"])
-        for key in ("spacing", "class_names"):
+        for key in ("spacing", "class_names", "targets"):
             if isinstance(kwargs.get(key), list):
                 kwargs[key] = tuple(kwargs[key])
         if kwargs.get("spacing") is not None:

@@ -280,7 +280,7 @@ def test_existing_outputs_are_protected(nuclei_dir: Path, built: Path, tmp_path:
     assert (again.shards_written, again.shards_skipped) == (0, 3)
     assert _store_digest(out) == _store_digest(built)
     # other parameters: refused unless --overwrite
-    with pytest.raises(StoreError, match="--overwrite"):
+    with pytest.raises(StoreError, match="overwrite=True"):
         build_weights(nuclei_dir, out, BuildConfig(shard_size=4, w0=3.0), scheduler="sync")
     build_weights(nuclei_dir, out, BuildConfig(w0=3.0), scheduler="sync", overwrite=True)
     assert open_shards(out).metadata["w0"] == 3.0

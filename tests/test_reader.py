@@ -20,7 +20,9 @@ from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
 import maskprep.reader.shards as reader_mod
 from maskprep import BuildConfig, StoreError, build_weights, open_shards
 from maskprep.reader.shards import epoch_order
-from maskprep.store.format import ARRAY_NAMES, FORMAT_VERSION
+from maskprep.store import DEFAULT_ARRAYS as ARRAY_NAMES
+from maskprep.store import FORMAT_VERSION, StoreLayout, StoreMetadata
+from maskprep.weighting import ClassStats, ClassWeightConfig
 
 VOID = 255
 
@@ -69,16 +71,47 @@ def write_store(
         arr[:] = block
     shapes = group.create_array("shapes", shape=(n, ndim), chunks=(n, ndim), dtype="int32")
     shapes[:] = np.asarray([s["labels"].shape for s in samples], dtype=np.int32)
-    group.attrs["maskprep"] = {
-        "format_version": FORMAT_VERSION,
-        "complete": True,
-        "sample_ids": [f"s{i:03d}" for i in range(n)],
-        "split": list(splits) if splits is not None else ["train"] * n,
-        "class_names": ["background", "object"],
-        "void_label": VOID,
-        "class_counts": [0, 0],
-        "class_weights": [1.0, 1.0],
-    }
+    first = samples[0]["image"]
+    layout = StoreLayout(
+        n_samples=n,
+        spatial_shape=spatial,
+        channels=first.shape[ndim] if first.ndim > ndim else None,
+        image_dtype=str(first.dtype),
+        labels_dtype=str(samples[0]["labels"].dtype),
+        shard_size=shard_size,
+        void_label=VOID,
+    )
+    meta = StoreMetadata(
+        maskprep_version="test",
+        layout="instances",
+        class_names=("background", "object"),
+        void_label=VOID,
+        class_stats=ClassStats((0, 0), (0, 0), (0, 0), 0),
+        class_weights=(1.0, 1.0),
+        class_weight_config=ClassWeightConfig(scheme="none"),
+        w0=10.0,
+        sigma=5.0,
+        border_region="background",
+        tolerance=1e-6,
+        spacing=None,
+        sample_ids=tuple(f"s{i:03d}" for i in range(n)),
+        split=tuple(splits) if splits is not None else ("train",) * n,
+        instance_counts=(0,) * n,
+        sample_class_counts=((0, 0),) * n,
+        void_pixels=(0,) * n,
+        shard_size=shard_size,
+        inputs=(),
+        quarantine=(),
+        notes=(),
+        config={},
+        on_error="fail",
+        inputs_digest="",
+        layout_info=layout,
+        stage="complete",
+        complete=True,
+    )
+    assert meta.format_version == FORMAT_VERSION
+    group.attrs["maskprep"] = meta.to_dict()
     return path
 
 

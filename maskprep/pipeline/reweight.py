@@ -18,19 +18,18 @@ import numpy as np
 
 from maskprep.config import BuildConfig
 from maskprep.errors import StoreError
-from maskprep.pipeline.build import _Runner, weight_lookup, weight_map
-from maskprep.store.format import (
-    FORMAT_VERSION,
+from maskprep.pipeline.runner import Progress, Runner
+from maskprep.pipeline.write import write_blocks
+from maskprep.store import (
+    Location,
     StoreLayout,
-    done_shards,
     mark_complete,
-    read_attrs,
-    record_shard,
-    write_attrs,
-    write_shard,
+    read_store_metadata,
+    write_metadata,
 )
-from maskprep.store.location import Location
-from maskprep.weighting import ClassStats, ClassWeightConfig, class_weights
+from maskprep.targets import TARGETS, TargetInput
+from maskprep.targets.weights import weight_lookup
+from maskprep.weighting import ClassWeightConfig, class_weights
 
 __all__ = ["ReweightSummary", "reweight"]
 
@@ -64,18 +63,29 @@ def _reweight_shard(
     labels = np.asarray(group["labels"][start:stop])  # type: ignore[index]
     instances = np.asarray(group["instances"][start:stop])  # type: ignore[index]
     shapes = np.asarray(group["shapes"][start:stop])  # type: ignore[index]
-    weights = np.zeros(labels.shape, dtype=np.float32)
+    names = _reweighted(layout)
+    blocks = {
+        name: np.full(
+            (stop - start, *layout.array_shape(name)[1:]),
+            layout.fill_value(name),
+            dtype=layout.dtype(name),
+        )
+        for name in names
+    }
     for j in range(stop - start):
         window = tuple(slice(0, int(s)) for s in shapes[j])
-        weights[j][window] = weight_map(instances[j][window], labels[j][window], config, lut)
-    # Only the weights change; the other arrays keep the checksums recorded at build.
-    checksums = {
-        **unchanged,
-        "weights": write_shard(loc, layout, shard, "weights", weights, config.zstd_level),
-    }
-    record = {"shard": shard, "samples": [start, stop], "checksums": checksums}
-    record_shard(loc, shard, record)
+        sample = TargetInput(None, labels[j][window], instances[j][window], config, lut)
+        for name in names:
+            blocks[name][j][window] = TARGETS.get(name).compute(sample)
+    # Only these targets change; the other arrays keep the checksums recorded at build.
+    kept = {k: v for k, v in unchanged.items() if k not in names}
+    write_blocks(loc, layout, shard, start, blocks, config.zstd_level, unchanged=kept)
     return shard
+
+
+def _reweighted(layout: StoreLayout) -> list[str]:
+    """The stored targets that depend on the class weights."""
+    return [t.name for t in layout.targets if TARGETS.get(t.name).uses_class_weights]
 
 
 def reweight(
@@ -84,7 +94,7 @@ def reweight(
     *,
     scheduler: str = "threads",
     workers: int | None = None,
-    progress: bool = False,
+    progress: Progress | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> ReweightSummary:
     """Recompute class weights (and the weight maps) of a store under another scheme.
@@ -107,55 +117,46 @@ def reweight(
 
     t0 = time.perf_counter()
     loc = Location.parse(target, storage_options)
-    meta = read_attrs(loc)
+    meta = read_store_metadata(loc)
     if meta is None:
         raise StoreError(f"{loc}: not a maskprep store")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise StoreError(f"{loc}: unsupported store format {meta.get('format_version')}")
     target_cfg = class_weight_config.to_dict()
-    interrupted = meta.get("stage") == "reweighting"
-    if interrupted and meta.get("reweight_target") != target_cfg:
+    interrupted = meta.stage == "reweighting"
+    if interrupted and meta.reweight_target != target_cfg:
         raise StoreError(
-            f"{loc}: an interrupted reweight to {meta.get('reweight_target')} must be "
+            f"{loc}: an interrupted reweight to {meta.reweight_target} must be "
             "finished first (run it again with the same options)"
         )
-    if not meta.get("complete") and not interrupted:
+    if not meta.complete and not interrupted:
         raise StoreError(
             f"{loc}: the store is incomplete; finish its build-weights run before reweighting"
         )
-    old_weights = tuple(float(w) for w in meta["class_weights"])
-    build_cfg = replace(BuildConfig.from_dict(meta["config"]), class_weights=class_weight_config)
-    stats = ClassStats.from_dict(meta["class_stats"])
-    weights = class_weights(stats, class_weight_config, class_names=build_cfg.class_names)
-    new_meta = dict(meta)
-    new_meta.pop("reweight_target", None)
-    new_meta.update(
-        {
-            "class_weights": [float(w) for w in weights],
-            "class_weight_scheme": class_weight_config.scheme,
-            "class_weight_config": target_cfg,
-            "config": build_cfg.to_dict(),
-        }
+    old_weights = meta.class_weights
+    build_cfg = replace(meta.build_config(), class_weights=class_weight_config)
+    weights = class_weights(
+        meta.class_stats, class_weight_config, class_names=build_cfg.class_names
+    )
+    new_meta = replace(
+        meta,
+        class_weights=tuple(float(w) for w in weights),
+        class_weight_config=class_weight_config,
+        config=build_cfg.to_dict(),
+        reweight_target=None,
     )
     # Mark the store incomplete before touching any shard: a crash from here on
     # leaves a store that readers refuse, not one with mixed weights.
-    write_attrs(
-        loc, {**meta, "complete": False, "stage": "reweighting", "reweight_target": target_cfg}
+    write_metadata(
+        loc, replace(meta, complete=False, stage="reweighting", reweight_target=target_cfg)
     )
-    layout = StoreLayout.from_dict(meta["layout_info"])
-    lut = weight_lookup(build_cfg, weights)
+    layout = meta.layout_info
+    lut = weight_lookup(build_cfg.void_label, build_cfg.num_classes, weights)
+    checksums = meta.shard_checksums or ()
     tasks = [
-        dask.delayed(_reweight_shard)(
-            loc, k, a, b, build_cfg, layout, lut, meta["shard_checksums"][k]
-        )
+        dask.delayed(_reweight_shard)(loc, k, a, b, build_cfg, layout, lut, checksums[k])
         for k, (a, b) in enumerate(layout.shard_bounds())
     ]
-    with _Runner(scheduler, workers, progress, retries=2) as runner:
+    with Runner(scheduler, workers, progress, retries=2) as runner:
         runner.compute(tasks, f"rewriting the weights of {len(tasks)} shard(s)")
-    records = done_shards(loc)
-    n_shards = len(layout.shard_bounds())
-    new_meta["shard_checksums"] = [records[k]["checksums"] for k in range(n_shards)]
-    loc.sweep_temporaries()
     mark_complete(loc, new_meta)
     return ReweightSummary(
         store=str(loc),
@@ -163,6 +164,6 @@ def reweight(
         class_names=build_cfg.class_names,
         old_weights=old_weights,
         new_weights=tuple(float(w) for w in weights),
-        shards_rewritten=n_shards,
+        shards_rewritten=len(tasks),
         seconds=time.perf_counter() - t0,
     )

@@ -26,8 +26,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from maskprep.errors import StoreError
-from maskprep.store.format import ARRAY_NAMES, read_metadata
-from maskprep.store.location import Location
+from maskprep.store import Location, StoreMetadata, read_metadata
 
 __all__ = ["MAX_OPEN_FILES", "Shards", "epoch_order", "open_shards"]
 
@@ -640,18 +639,22 @@ class Shards:
         if loc.is_local:
             self.path = loc.path if isinstance(path, Location) else Path(path)
         self.location = loc
-        self.metadata: dict[str, Any] = read_metadata(loc)
+        #: The store's metadata, typed.
+        self.store_metadata: StoreMetadata = read_metadata(loc)
+        #: The same as the JSON dict stored in the group's ``maskprep`` attribute.
+        self.metadata: dict[str, Any] = self.store_metadata.to_dict()
+        stored = self.store_metadata.arrays
         if split is not None and split not in ("train", "valid"):
             raise ValueError(f"split must be 'train', 'valid' or None, got {split!r}")
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
-        names = ARRAY_NAMES if arrays is None else tuple(arrays)
+        names = stored if arrays is None else tuple(arrays)
         if isinstance(arrays, str):
             names = (arrays,)
-        unknown = [a for a in names if a not in ARRAY_NAMES]
+        unknown = [a for a in names if a not in stored]
         if unknown or not names or len(set(names)) != len(names):
             raise ValueError(
-                f"arrays must be distinct names among {', '.join(ARRAY_NAMES)}, got {list(names)}"
+                f"arrays must be distinct names among {', '.join(stored)}, got {list(names)}"
             )
         self.arrays: tuple[str, ...] = names
         self._files: _Files | _RemoteFiles = (
@@ -664,7 +667,7 @@ class Shards:
             self._shapes = np.asarray(_zarr_open(loc, "shapes")[:], dtype=np.int64)
         except Exception as e:
             raise StoreError(f"{loc}/shapes: cannot read sample shapes ({e})") from None
-        n = len(self.metadata["sample_ids"])
+        n = self.store_metadata.n_samples
         ndim = self._shapes.shape[1] if self._shapes.ndim == 2 else -1
         for src in self._sources.values():
             if src.n_samples != n or self._shapes.shape[0] != n:
@@ -674,7 +677,7 @@ class Shards:
             spatial = src.sample_shape[:ndim]
             if ndim < 1 or (n and (self._shapes > np.asarray(spatial)).any()):
                 raise StoreError(f"{loc}/shapes: sample shapes exceed {src.name}'s {spatial}")
-        splits = self.metadata["split"]
+        splits = self.store_metadata.split
         self._index = np.asarray(
             [i for i, s in enumerate(splits) if split is None or s == split], dtype=np.int64
         )
@@ -684,34 +687,39 @@ class Shards:
     @property
     def class_names(self) -> list[str]:
         """Names of the semantic classes, index = label value."""
-        return list(self.metadata["class_names"])
+        return list(self.store_metadata.class_names)
 
     @property
     def void_label(self) -> int:
         """Label of unannotated pixels: pass it as the loss's ``ignore_index``."""
-        return int(self.metadata["void_label"])
+        return self.store_metadata.void_label
 
     @property
     def class_counts(self) -> np.ndarray:
         """Exact per-class pixel counts over the train split (void excluded)."""
-        return np.asarray(self.metadata["class_counts"], dtype=np.int64)
+        return np.asarray(self.store_metadata.class_counts, dtype=np.int64)
 
     @property
     def class_weights(self) -> np.ndarray:
         """Per-class weights of the store's scheme."""
-        return np.asarray(self.metadata["class_weights"], dtype=np.float64)
+        return np.asarray(self.store_metadata.class_weights, dtype=np.float64)
 
     @property
     def sample_ids(self) -> list[str]:
         """Sample ids (file stems) in this view's order."""
-        ids = self.metadata["sample_ids"]
+        ids = self.store_metadata.sample_ids
         return [ids[i] for i in self._index]
 
     @property
     def splits(self) -> list[str]:
         """``"train"`` or ``"valid"`` for every sample of this view."""
-        s = self.metadata["split"]
+        s = self.store_metadata.split
         return [s[i] for i in self._index]
+
+    @property
+    def indices(self) -> list[int]:
+        """Position in the whole store of every sample of this view."""
+        return self._index.tolist()
 
     @property
     def shapes(self) -> np.ndarray:
@@ -730,9 +738,10 @@ class Shards:
         split = "" if self.split is None else f", split={self.split!r}"
         return f"Shards({str(self.path)!r}{split}, {len(self)} samples)"
 
-    def pad_value(self, name: str) -> int:
-        """Value that pads array ``name`` in batches: ``void_label`` for labels, else 0."""
-        return self.void_label if name == "labels" else 0
+    def pad_value(self, name: str) -> int | float:
+        """Value that pads array ``name`` in batches: ``void_label`` for labels, a
+        target's fill value, else 0."""
+        return self.store_metadata.layout_info.fill_value(name)
 
     def _resolve(self, i: Any) -> int:
         i = operator.index(i)

@@ -20,53 +20,12 @@ from typing import Any
 import numpy as np
 
 from maskprep.errors import StoreError
-from maskprep.store.format import ARRAY_NAMES, FORMAT_VERSION, read_attrs
-from maskprep.store.location import Location
+from maskprep.store import DEFAULT_ARRAYS, FORMAT_VERSION, Location, StoreMetadata, read_attrs
 
 __all__ = ["format_inspection", "inspect_store"]
 
-# Keys of the ``maskprep`` attributes that the summary reads; any others are
-# listed under ``other_metadata_keys``.
-_KNOWN_KEYS = frozenset(
-    {
-        "format_version",
-        "maskprep_version",
-        "layout",
-        "class_names",
-        "void_label",
-        "class_counts",
-        "class_stats",
-        "class_weights",
-        "class_weight_scheme",
-        "class_weight_config",
-        "w0",
-        "sigma",
-        "border_region",
-        "tolerance",
-        "spacing",
-        "sample_ids",
-        "split",
-        "instance_counts",
-        "sample_class_counts",
-        "void_pixels",
-        "padding",
-        "shard_size",
-        "inputs",
-        "config",
-        "complete",
-        # written by resumable builds; all optional
-        "stage",
-        "layout_info",
-        "metadata_digest",
-        "inputs_digest",
-        "on_error",
-        "quarantine",
-        "notes",
-        "shard_checksums",
-    }
-)
 _MARKERS = ("_maskprep", "shards")
-_ALL_ARRAYS = (*ARRAY_NAMES, "shapes")
+_ALL_ARRAYS = (*DEFAULT_ARRAYS, "shapes")
 _MAX_LISTED = 10  # quarantined samples / notes shown in the text
 
 
@@ -253,7 +212,7 @@ def inspect_store(
     if n_shards is not None and not complete:
         if shards_done is not None:
             problems.append(f"{shards_done} of {n_shards} shards recorded as written")
-        for name in ARRAY_NAMES:
+        for name in DEFAULT_ARRAYS:
             a = arrays.get(name)
             if a is not None and a["files"] < n_shards:
                 problems.append(f"array {name}: {a['files']} of {n_shards} shard files written")
@@ -356,7 +315,7 @@ def inspect_store(
         "quarantine": list(meta.get("quarantine") or []),
         "notes": list(meta.get("notes") or []),
         "problems": problems,
-        "other_metadata_keys": sorted(k for k in meta if k not in _KNOWN_KEYS),
+        "other_metadata_keys": sorted(k for k in meta if k not in StoreMetadata.known_keys()),
     }
 
 

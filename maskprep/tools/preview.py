@@ -3,7 +3,7 @@
 For a built store, the samples are read back with :func:`~maskprep.open_shards`
 and shown exactly as a trainer gets them. For a dataset directory (before any
 build), the samples go through the same code as a build
-(:func:`~maskprep.pipeline.build.sample_arrays`): void fill, class weights and the
+(:func:`~maskprep.pipeline.sample_arrays`): void fill, class weights and the
 border term are what ``build-weights`` with the same options would write.
 
 Class weights of a dataset preview come from a quick scan: up to
@@ -35,7 +35,7 @@ import numpy as np
 
 from maskprep.config import BuildConfig
 from maskprep.errors import StoreError
-from maskprep.store.format import is_maskprep_store
+from maskprep.store import is_maskprep_store
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -149,10 +149,9 @@ def load_store_preview(
 
     _check_count(samples)
     shards = open_shards(path)
-    meta = shards.metadata
-    n = len(shards)
-    inst = [int(v) for v in meta.get("instance_counts") or [0] * n]
-    void = [int(v) for v in meta.get("void_pixels") or [0] * n]
+    meta = shards.store_metadata
+    inst = [meta.instance_counts[i] for i in shards.indices]
+    void = [meta.void_pixels[i] for i in shards.indices]
     chosen = _pick_ids(shards.sample_ids, ids) if ids else _rank(inst, void, samples)
     splits = shards.splits
     picked = tuple(
@@ -166,10 +165,10 @@ def load_store_preview(
         void_label=shards.void_label,
         class_counts=tuple(int(c) for c in shards.class_counts),
         class_weights=tuple(float(w) for w in shards.class_weights),
-        scheme=str(meta.get("class_weight_scheme", "?")),
+        scheme=meta.class_weight_scheme,
         void_pixels_train=void_train,
-        w0=float(meta.get("w0", math.nan)),
-        sigma=float(meta.get("sigma", math.nan)),
+        w0=meta.w0,
+        sigma=meta.sigma,
         samples=picked,
     )
 
@@ -186,7 +185,7 @@ def load_dataset_preview(
 
     Class weights come from a scan of up to ``scan_limit`` evenly spaced
     samples (see the module docstring); the arrays of the shown samples are
-    computed by the build's own :func:`~maskprep.pipeline.build.sample_arrays`.
+    computed by the build's own :func:`~maskprep.pipeline.sample_arrays`.
 
     Raises
     ------
@@ -194,13 +193,9 @@ def load_dataset_preview(
         For the same dataset problems a build reports.
     """
     from maskprep.ingest import discover
-    from maskprep.pipeline.build import (
-        _load,
-        labels_dtype,
-        sample_arrays,
-        sample_labels,
-        weight_lookup,
-    )
+    from maskprep.pipeline import load_sample, sample_arrays
+    from maskprep.targets.weights import weight_lookup
+    from maskprep.voidfill import labels_dtype, sample_labels
     from maskprep.weighting import ClassStats, class_weights
 
     _check_count(samples)
@@ -214,19 +209,19 @@ def load_dataset_preview(
     void: dict[int, int] = {}
     labels_of: dict[int, np.ndarray] = {}
     for i in scan:
-        s = _load(dataset.samples[i], config, image=False)
+        s = load_sample(dataset.samples[i], config, image=False)
         ids_ = np.unique(s.instances)
         inst[i] = int(np.count_nonzero(ids_))
         void[i] = int(s.void.sum())
-        labels_of[i] = sample_labels(s, config, np.uint16)
+        labels_of[i] = sample_labels(s, config.void_label, np.uint16)
     train = [i for i in scan if dataset.samples[i].split == "train"] or scan
     stats = ClassStats.from_label_images(
         (labels_of[i] for i in train), config.num_classes, config.void_label
     )
     del labels_of
     weights = class_weights(stats, config.class_weights, class_names=config.class_names)
-    lut = weight_lookup(config, [float(w) for w in weights])
-    dtype = np.dtype(labels_dtype(config))
+    lut = weight_lookup(config.void_label, config.num_classes, weights)
+    dtype = np.dtype(labels_dtype(config.void_label, config.num_classes))
 
     all_ids = [s.sample_id for s in dataset.samples]
     if ids:

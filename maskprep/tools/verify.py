@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from maskprep.store.format import (
-    ARRAY_NAMES,
-    FORMAT_VERSION,
+from maskprep.errors import StoreError
+from maskprep.store import (
+    Location,
     StoreLayout,
+    StoreMetadata,
     done_shards,
-    metadata_digest,
-    read_attrs,
+    read_store_metadata,
     shard_checksums,
 )
-from maskprep.store.location import Location
-from maskprep.weighting import ClassStats, ClassWeightConfig, class_weights
+from maskprep.weighting import ClassStats, class_weights, count_classes
 
 __all__ = ["VerifyReport", "verify_store"]
 
@@ -37,15 +37,15 @@ class VerifyReport:
         return not self.problems
 
 
-def _check_shards(loc: Location, meta: dict[str, Any], layout: StoreLayout) -> list[str]:
+def _check_shards(loc: Location, meta: StoreMetadata, layout: StoreLayout) -> list[str]:
     problems = []
-    recorded = meta.get("shard_checksums") or []
+    recorded = meta.shard_checksums or ()
     n_shards = len(layout.shard_bounds())
     if len(recorded) != n_shards:
         return [f"metadata lists {len(recorded)} shard checksums for {n_shards} shards"]
     for k in range(n_shards):
         actual = shard_checksums(loc, layout, k)
-        for name in ARRAY_NAMES:
+        for name in layout.array_names:
             want, got = recorded[k].get(name), actual[name]
             key = layout.shard_key(name, k)
             if want is not None and got is None:
@@ -55,17 +55,15 @@ def _check_shards(loc: Location, meta: dict[str, Any], layout: StoreLayout) -> l
     return problems
 
 
-def _recount(loc: Location, meta: dict[str, Any], layout: StoreLayout) -> tuple[list[str], int]:
+def _recount(loc: Location, meta: StoreMetadata, layout: StoreLayout) -> tuple[list[str], int]:
     import zarr
 
     problems: list[str] = []
     group = zarr.open_group(loc.zarr_store(read_only=True), mode="r")
     labels = group["labels"]
     shapes = np.asarray(group["shapes"][:])  # type: ignore[index]
-    void = int(meta["void_label"])
-    c = len(meta["class_names"])
-    total = np.zeros(c, dtype=np.int64)
-    per_sample = meta["sample_class_counts"]
+    c = len(meta.class_names)
+    train: list[np.ndarray] = []
     n = 0
     for a, b in layout.shard_bounds():
         try:
@@ -77,23 +75,24 @@ def _recount(loc: Location, meta: dict[str, Any], layout: StoreLayout) -> tuple[
             i = a + j
             window = tuple(slice(0, int(s)) for s in shapes[i])
             lab = block[j][window]
-            vals = lab[lab != void]
-            if vals.size and int(vals.max()) >= c:
-                problems.append(f"sample {meta['sample_ids'][i]}: label {int(vals.max())} >= {c}")
+            top = int(lab[lab != meta.void_label].max(initial=0))
+            if top >= c:
+                problems.append(f"sample {meta.sample_ids[i]}: label {top} >= {c}")
                 continue
-            counts = np.bincount(vals.ravel(), minlength=c)
+            counts = count_classes(lab, meta.void_label, c)
             n += 1
-            if counts.tolist() != list(per_sample[i]):
+            if counts.tolist() != list(meta.sample_class_counts[i]):
                 problems.append(
-                    f"sample {meta['sample_ids'][i]}: stored labels count {counts.tolist()} "
-                    f"but the metadata says {per_sample[i]}"
+                    f"sample {meta.sample_ids[i]}: stored labels count {counts.tolist()} "
+                    f"but the metadata says {list(meta.sample_class_counts[i])}"
                 )
-            if meta["split"][i] == "train":
-                total += counts
-    if not problems and total.tolist() != list(meta["class_counts"]):
+            if meta.split[i] == "train":
+                train.append(counts)
+    recount = ClassStats.from_sample_counts(train, c)
+    if not problems and list(recount.class_counts) != list(meta.class_counts):
         problems.append(
-            f"class_counts in the metadata {meta['class_counts']} differ from the "
-            f"labels' train-split counts {total.tolist()}"
+            f"class_counts in the metadata {list(meta.class_counts)} differ from the "
+            f"labels' train-split counts {list(recount.class_counts)}"
         )
     return problems, n
 
@@ -119,15 +118,15 @@ def verify_store(
     True
     """
     loc = Location.parse(target, storage_options)
-    meta = read_attrs(loc)
+    try:
+        meta = read_store_metadata(loc)
+    except StoreError as exc:
+        return VerifyReport(str(loc), (str(exc),), 0, 0)
     if meta is None:
         problem = "no such store" if not loc.exists() else "not a maskprep store"
         return VerifyReport(str(loc), (f"{loc}: {problem}",), 0, 0)
-    if meta.get("format_version") != FORMAT_VERSION:
-        msg = f"{loc}: unsupported store format version {meta.get('format_version')}"
-        return VerifyReport(str(loc), (msg,), 0, 0)
-    layout = StoreLayout.from_dict(meta["layout_info"])
-    if not meta.get("complete"):
+    layout = meta.layout_info
+    if not meta.complete:
         n_shards = len(layout.shard_bounds())
         done = len(done_shards(loc))
         msg = (
@@ -136,26 +135,17 @@ def verify_store(
         )
         return VerifyReport(str(loc), (msg,), 0, 0)
     problems: list[str] = []
-    if meta.get("metadata_digest") != metadata_digest(meta):
+    if meta.metadata_digest != meta.digest():
         problems.append(f"{loc}/zarr.json: metadata was edited after the build (digest mismatch)")
     problems += _check_shards(loc, meta, layout)
     recount_problems, n = _recount(loc, meta, layout)
     problems += recount_problems
-    try:
-        stats = ClassStats.from_dict(meta["class_stats"])
-        config = ClassWeightConfig.from_dict(meta["class_weight_config"])
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            expected = class_weights(stats, config)
-        if list(stats.class_counts) != list(meta["class_counts"]):
-            problems.append(f"{loc}: class_stats and class_counts disagree")
-        if not np.allclose(expected, meta["class_weights"], rtol=1e-12, atol=0):
-            problems.append(
-                f"{loc}: class_weights {meta['class_weights']} do not follow from the counts "
-                f"under {config.scheme!r} (expected {expected.tolist()})"
-            )
-    except (KeyError, ValueError, TypeError) as exc:
-        problems.append(f"{loc}: class statistics in the metadata are invalid: {exc}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = class_weights(meta.class_stats, meta.class_weight_config)
+    if not np.allclose(expected, meta.class_weights, rtol=1e-12, atol=0):
+        problems.append(
+            f"{loc}: class_weights {list(meta.class_weights)} do not follow from the counts "
+            f"under {meta.class_weight_scheme!r} (expected {expected.tolist()})"
+        )
     return VerifyReport(str(loc), tuple(problems), len(layout.shard_bounds()), n)

@@ -1,0 +1,158 @@
+"""Pass 1 of a build: read every sample once, check it, count its classes exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from maskprep.config import BuildConfig
+from maskprep.errors import DataError
+from maskprep.ingest import LoadedSample, SampleSource, read_sample
+from maskprep.voidfill import sample_labels
+from maskprep.weighting import ClassStats, count_classes
+
+__all__ = [
+    "SampleInfo",
+    "SampleProblem",
+    "load_sample",
+    "plain",
+    "scan_group",
+    "scan_sample",
+    "tree_sum",
+]
+
+
+@dataclass(frozen=True)
+class SampleInfo:
+    """What pass 1 learns about one good sample."""
+
+    sample_id: str
+    split: str
+    shape: tuple[int, ...]
+    channels: int | None
+    image_dtype: str
+    class_counts: tuple[int, ...]
+    void_pixels: int
+    n_instances: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SampleProblem:
+    """A sample pass 1 could not use, and why (message names the file)."""
+
+    sample_id: str
+    message: str
+
+
+def load_sample(src: SampleSource, config: BuildConfig, *, image: bool = True) -> LoadedSample:
+    """Read one sample with the build options of ``config`` (see :func:`read_sample`)."""
+    return read_sample(
+        src,
+        unlabeled_value=config.unlabeled_value,
+        max_pixels=config.max_pixels,
+        image=image,
+        source=config.source,
+        void_label=config.void_label,
+    )
+
+
+def split_instances(instances: np.ndarray) -> list[int]:
+    """Ids whose pixels form more than one connected piece (full connectivity)."""
+    from skimage.measure import label
+
+    pieces = label(instances, background=0, connectivity=instances.ndim)
+    n = int(pieces.max())
+    if n == 0:
+        return []
+    id_of_piece = np.zeros(n + 1, dtype=np.int64)
+    id_of_piece[pieces.ravel()] = instances.ravel()
+    ids, counts = np.unique(id_of_piece[1:], return_counts=True)
+    return [int(i) for i in ids[counts > 1]]
+
+
+def count_instances(instances: np.ndarray) -> int:
+    """Number of distinct nonzero ids."""
+    top = int(instances.max(initial=0))
+    if top < 1 << 22:
+        # Cheaper than np.unique for the id ranges annotation tools produce.
+        return int(np.count_nonzero(np.bincount(instances.ravel(), minlength=1)[1:]))
+    ids = np.unique(instances)
+    return int(ids.size - (1 if ids[0] == 0 else 0))
+
+
+def scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo:
+    """Check one sample and count it (its image is checked, not decoded)."""
+    s = load_sample(src, config, image=False)
+    labels = sample_labels(s, config.void_label, np.uint16)
+    per = count_classes(labels, config.void_label, config.num_classes)
+    channels = s.image_shape[-1] if len(s.image_shape) == s.instances.ndim + 1 else None
+    notes = []
+    # Instances in several pieces hint at annotation mistakes in instance
+    # masks; in Cityscapes and COCO they are occluded objects, by design.
+    split = split_instances(s.instances) if config.source is None else []
+    if split:
+        shown = ", ".join(str(i) for i in split[:10])
+        more = f" and {len(split) - 10} more" if len(split) > 10 else ""
+        notes.append(
+            f"{src.masks[0] if src.masks else src.image}: instance id(s) {shown}{more} "
+            "have several separate pieces (kept as one instance each)"
+        )
+    return SampleInfo(
+        sample_id=src.sample_id,
+        split=src.split,
+        shape=tuple(int(n) for n in s.instances.shape),
+        channels=None if channels is None else int(channels),
+        image_dtype=str(s.image_dtype),
+        class_counts=tuple(int(n) for n in per),
+        void_pixels=int(s.void.sum()),
+        n_instances=count_instances(s.instances),
+        notes=tuple(notes),
+    )
+
+
+def scan_group(
+    sources: Sequence[SampleSource], config: BuildConfig
+) -> tuple[list[SampleInfo | SampleProblem], ClassStats]:
+    """Scan samples; their results, and the exact statistics of the train ones."""
+    results: list[SampleInfo | SampleProblem] = []
+    for src in sources:
+        try:
+            results.append(scan_sample(src, config))
+        except DataError as exc:
+            results.append(SampleProblem(src.sample_id, str(exc)))
+    train = [
+        r.class_counts for r in results if isinstance(r, SampleInfo) and r.split == "train"
+    ]
+    return results, ClassStats.from_sample_counts(train, config.num_classes)
+
+
+def add_stats(a: ClassStats, b: ClassStats) -> ClassStats:
+    return a + b
+
+
+def stats_of(scan: tuple[list[SampleInfo | SampleProblem], ClassStats]) -> ClassStats:
+    return scan[1]
+
+
+def plain(value: Any) -> Any:
+    """Wrap task arguments that hold no Dask collections, so Dask does not walk
+    every dataclass field of thousands of samples when building the graph."""
+    import dask
+
+    return dask.delayed(value, traverse=False)
+
+
+def tree_sum(items: list[Any], combine: Callable[..., Any]) -> Any:
+    """Pairwise (tree) reduction of delayed ``items`` with ``combine``."""
+    import dask
+
+    while len(items) > 1:
+        items = [
+            dask.delayed(combine)(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
+            for i in range(0, len(items), 2)
+        ]
+    return items[0]

@@ -1,0 +1,373 @@
+"""The store's metadata: one typed schema, the only code that knows its keys.
+
+A store's group attribute ``maskprep`` is :meth:`StoreMetadata.to_dict`;
+:meth:`StoreMetadata.from_dict` reads it back, checking the format version in
+one place. :class:`StoreLayout` gives the shapes, dtypes and fill values of
+the arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+from maskprep.errors import StoreError
+from maskprep.weighting import ClassStats, ClassWeightConfig
+
+__all__ = [
+    "CORE_ARRAYS",
+    "DEFAULT_ARRAYS",
+    "FORMAT_VERSION",
+    "STAGES",
+    "ArraySpec",
+    "StoreLayout",
+    "StoreMetadata",
+]
+
+FORMAT_VERSION = 1
+#: Arrays every store has: the input image, void-filled labels, instance ids.
+CORE_ARRAYS = ("image", "labels", "instances")
+#: Arrays of a store whose metadata lists none (every store before targets).
+DEFAULT_ARRAYS = (*CORE_ARRAYS, "weights")
+#: ``creating`` -> ``writing`` -> ``complete``; ``reweighting`` while reweight runs.
+STAGES = ("creating", "writing", "complete", "reweighting")
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """dtype, fill value and trailing channel count of one stored target array."""
+
+    name: str
+    dtype: str
+    fill_value: int | float = 0
+    channels: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ArraySpec:
+        return cls(**dict(d))
+
+
+_WEIGHTS = ArraySpec("weights", "float32", 0, None)
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Shapes and dtypes of the arrays of one store.
+
+    ``targets`` describes the arrays after the core three (default: the
+    border weight map only, and then it is not written, so stores made
+    before targets existed keep their exact metadata).
+    """
+
+    n_samples: int
+    spatial_shape: tuple[int, ...]
+    channels: int | None
+    image_dtype: str
+    labels_dtype: str
+    shard_size: int
+    void_label: int
+    targets: tuple[ArraySpec, ...] = (_WEIGHTS,)
+
+    @property
+    def array_names(self) -> tuple[str, ...]:
+        """Every stored array but ``shapes``, core arrays first."""
+        return (*CORE_ARRAYS, *(t.name for t in self.targets))
+
+    def _target(self, name: str) -> ArraySpec | None:
+        return next((t for t in self.targets if t.name == name), None)
+
+    def array_shape(self, name: str) -> tuple[int, ...]:
+        base = (self.n_samples, *self.spatial_shape)
+        channels = self.channels if name == "image" else None
+        spec = self._target(name)
+        if spec is not None:
+            channels = spec.channels
+        return base if channels is None else (*base, channels)
+
+    def dtype(self, name: str) -> np.dtype[Any]:
+        core = {"image": self.image_dtype, "labels": self.labels_dtype, "instances": "int32"}
+        if name in core:
+            return np.dtype(core[name])
+        spec = self._target(name)
+        if spec is None:
+            raise KeyError(f"the store has no array {name!r}")
+        return np.dtype(spec.dtype)
+
+    def fill_value(self, name: str) -> int | float:
+        """Padding of array ``name``: ``void_label`` for labels, the target's fill, else 0."""
+        if name == "labels":
+            return self.void_label
+        spec = self._target(name)
+        return 0 if spec is None else spec.fill_value
+
+    def shard_bounds(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` sample ranges, one per shard."""
+        s = self.shard_size
+        return [(a, min(a + s, self.n_samples)) for a in range(0, self.n_samples, s)]
+
+    def shard_key(self, name: str, shard: int) -> str:
+        """Store key of one shard of one array (zarr v3 default chunk key encoding)."""
+        zeros = "/0" * (len(self.array_shape(name)) - 1)
+        return f"{name}/c/{shard}{zeros}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "n_samples": self.n_samples,
+            "spatial_shape": list(self.spatial_shape),
+            "channels": self.channels,
+            "image_dtype": self.image_dtype,
+            "labels_dtype": self.labels_dtype,
+            "shard_size": self.shard_size,
+            "void_label": self.void_label,
+        }
+        if self.targets != (_WEIGHTS,):
+            out["targets"] = [t.to_dict() for t in self.targets]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StoreLayout:
+        targets = tuple(ArraySpec.from_dict(t) for t in d.get("targets", [_WEIGHTS.to_dict()]))
+        return cls(
+            n_samples=int(d["n_samples"]),
+            spatial_shape=tuple(int(s) for s in d["spatial_shape"]),
+            channels=None if d["channels"] is None else int(d["channels"]),
+            image_dtype=str(d["image_dtype"]),
+            labels_dtype=str(d["labels_dtype"]),
+            shard_size=int(d["shard_size"]),
+            void_label=int(d["void_label"]),
+            targets=targets,
+        )
+
+
+def _ints(values: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
+
+
+# Keys left out of the digest: the digest itself and the completion flags.
+_UNDIGESTED = ("metadata_digest", "complete", "stage")
+
+
+@dataclass(frozen=True)
+class StoreMetadata:
+    """Everything a store records about its build, typed.
+
+    Per-sample fields (``sample_ids``, ``split``, ``instance_counts``,
+    ``sample_class_counts``, ``void_pixels``) have one entry per stored
+    sample, in store order. ``config`` is the :class:`~maskprep.BuildConfig`
+    as a dict (:meth:`build_config` parses it), ``on_error`` and
+    ``inputs_digest`` the rest of what a resumed build must match. Keys this
+    version does not know are kept in ``extra`` and written back unchanged.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import build_weights, make_sample, open_shards
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = build_weights(make_sample(tmp / "d", n_images=2, size=(16, 16)), tmp / "o.zarr",
+    ...                   scheduler="sync")
+    >>> meta = open_shards(tmp / "o.zarr").store_metadata
+    >>> meta.class_names, meta.stage, StoreMetadata.from_dict(meta.to_dict()) == meta
+    (('background', 'object'), 'complete', True)
+    """
+
+    maskprep_version: str
+    layout: str
+    class_names: tuple[str, ...]
+    void_label: int
+    class_stats: ClassStats
+    class_weights: tuple[float, ...]
+    class_weight_config: ClassWeightConfig
+    w0: float
+    sigma: float
+    border_region: str
+    tolerance: float
+    spacing: tuple[float, ...] | None
+    sample_ids: tuple[str, ...]
+    split: tuple[str, ...]
+    instance_counts: tuple[int, ...]
+    sample_class_counts: tuple[tuple[int, ...], ...]
+    void_pixels: tuple[int, ...]
+    shard_size: int
+    inputs: tuple[dict[str, Any], ...]
+    quarantine: tuple[dict[str, str], ...]
+    notes: tuple[dict[str, str], ...]
+    config: dict[str, Any]
+    on_error: str
+    inputs_digest: str
+    layout_info: StoreLayout
+    stage: str = "creating"
+    complete: bool = False
+    shard_checksums: tuple[dict[str, str | None], ...] | None = None
+    metadata_digest: str | None = None
+    reweight_target: dict[str, Any] | None = None
+    format_version: int = FORMAT_VERSION
+    padding: str = "end of each axis; image 0, labels void_label, instances 0, weights 0"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        n = len(self.sample_ids)
+        for name in ("split", "instance_counts", "sample_class_counts", "void_pixels"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} samples")
+
+    # -- derived ------------------------------------------------------------
+    @property
+    def class_counts(self) -> tuple[int, ...]:
+        """Exact train-split pixel count per class (void excluded)."""
+        return self.class_stats.class_counts
+
+    @property
+    def class_weight_scheme(self) -> str:
+        return self.class_weight_config.scheme
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        """Names of the stored per-sample arrays (``shapes`` aside)."""
+        return self.layout_info.array_names
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.sample_ids)
+
+    def build_config(self) -> Any:
+        """The :class:`~maskprep.BuildConfig` the store was built with."""
+        from maskprep.config import BuildConfig
+
+        return BuildConfig.from_dict(self.config)
+
+    def digest(self) -> str:
+        """sha256 of the metadata without its own digest and completion flags."""
+        body = {k: v for k, v in self.to_dict().items() if k not in _UNDIGESTED}
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def completed(self, shard_checksums: list[dict[str, str | None]]) -> StoreMetadata:
+        """This metadata marked complete, with the shards' checksums and its digest."""
+        done = replace(
+            self,
+            shard_checksums=tuple(shard_checksums),
+            reweight_target=None,
+            metadata_digest=None,
+        )
+        return replace(done, metadata_digest=done.digest(), stage="complete", complete=True)
+
+    # -- serialisation ------------------------------------------------------
+    @staticmethod
+    def known_keys() -> frozenset[str]:
+        """Every key :meth:`to_dict` may write (anything else is kept in ``extra``)."""
+        return _KEYS
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe dict stored as the group attribute ``maskprep``."""
+        out: dict[str, Any] = {
+            "format_version": self.format_version,
+            "maskprep_version": self.maskprep_version,
+            "layout": self.layout,
+            "class_names": list(self.class_names),
+            "void_label": self.void_label,
+            "class_counts": list(self.class_counts),
+            "class_stats": self.class_stats.to_dict(),
+            "class_weights": list(self.class_weights),
+            "class_weight_scheme": self.class_weight_scheme,
+            "class_weight_config": self.class_weight_config.to_dict(),
+            "w0": self.w0,
+            "sigma": self.sigma,
+            "border_region": self.border_region,
+            "tolerance": self.tolerance,
+            "spacing": None if self.spacing is None else list(self.spacing),
+            "sample_ids": list(self.sample_ids),
+            "split": list(self.split),
+            "instance_counts": list(self.instance_counts),
+            "sample_class_counts": [list(c) for c in self.sample_class_counts],
+            "void_pixels": list(self.void_pixels),
+            "padding": self.padding,
+            "shard_size": self.shard_size,
+            "inputs": [dict(i) for i in self.inputs],
+            "quarantine": [dict(q) for q in self.quarantine],
+            "notes": [dict(n) for n in self.notes],
+            "config": self.config,
+            "on_error": self.on_error,
+            "inputs_digest": self.inputs_digest,
+            "layout_info": self.layout_info.to_dict(),
+            **self.extra,
+        }
+        if self.shard_checksums is not None:
+            out["shard_checksums"] = [dict(c) for c in self.shard_checksums]
+        if self.metadata_digest is not None:
+            out["metadata_digest"] = self.metadata_digest
+        if self.reweight_target is not None:
+            out["reweight_target"] = self.reweight_target
+        out["stage"] = self.stage
+        out["complete"] = self.complete
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "store") -> StoreMetadata:
+        """Parse a store's ``maskprep`` attribute; StoreError naming ``where`` if unusable."""
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            raise StoreError(
+                f"{where}: store format version {version} is not supported "
+                f"(this maskprep reads version {FORMAT_VERSION})"
+            )
+        try:
+            checksums = d.get("shard_checksums")
+            meta = cls(
+                format_version=int(version),
+                maskprep_version=str(d["maskprep_version"]),
+                layout=str(d["layout"]),
+                class_names=tuple(str(n) for n in d["class_names"]),
+                void_label=int(d["void_label"]),
+                class_stats=ClassStats.from_dict(d["class_stats"]),
+                class_weights=tuple(float(w) for w in d["class_weights"]),
+                class_weight_config=ClassWeightConfig.from_dict(d["class_weight_config"]),
+                w0=float(d["w0"]),
+                sigma=float(d["sigma"]),
+                border_region=str(d["border_region"]),
+                tolerance=float(d["tolerance"]),
+                spacing=None if d["spacing"] is None else tuple(float(s) for s in d["spacing"]),
+                sample_ids=tuple(str(s) for s in d["sample_ids"]),
+                split=tuple(str(s) for s in d["split"]),
+                instance_counts=_ints(d["instance_counts"]),
+                sample_class_counts=tuple(_ints(c) for c in d["sample_class_counts"]),
+                void_pixels=_ints(d["void_pixels"]),
+                padding=str(d.get("padding", cls.padding)),
+                shard_size=int(d["shard_size"]),
+                inputs=tuple(dict(i) for i in d["inputs"]),
+                quarantine=tuple(dict(q) for q in d.get("quarantine", [])),
+                notes=tuple(dict(n) for n in d.get("notes", [])),
+                config=dict(d["config"]),
+                on_error=str(d["on_error"]),
+                inputs_digest=str(d["inputs_digest"]),
+                layout_info=StoreLayout.from_dict(d["layout_info"]),
+                stage=str(d.get("stage", "complete" if d.get("complete") else "creating")),
+                complete=bool(d.get("complete", False)),
+                shard_checksums=None if checksums is None else tuple(dict(c) for c in checksums),
+                metadata_digest=d.get("metadata_digest"),
+                reweight_target=d.get("reweight_target"),
+                extra={k: v for k, v in d.items() if k not in _KEYS},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{where}: the store's metadata is invalid ({exc!r})") from None
+        # Derived keys are stored for readers of the JSON; they must agree.
+        if list(d.get("class_counts", meta.class_counts)) != list(meta.class_counts):
+            raise StoreError(f"{where}: class_stats and class_counts disagree")
+        if d.get("class_weight_scheme", meta.class_weight_scheme) != meta.class_weight_scheme:
+            raise StoreError(f"{where}: class_weight_scheme and class_weight_config disagree")
+        return meta
+
+
+# Derived keys written by to_dict besides the fields.
+_KEYS = frozenset(
+    {f.name for f in fields(StoreMetadata)} - {"extra"} | {"class_counts", "class_weight_scheme"}
+)

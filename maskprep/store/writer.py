@@ -1,0 +1,205 @@
+"""Creating a store, writing whole shards with checksums, marking it complete."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from maskprep.errors import StoreError
+from maskprep.store.location import Location
+from maskprep.store.metadata import StoreLayout, StoreMetadata
+
+__all__ = [
+    "create_store",
+    "done_shards",
+    "is_maskprep_store",
+    "mark_complete",
+    "read_attrs",
+    "read_metadata",
+    "read_store_metadata",
+    "record_shard",
+    "shard_checksums",
+    "write_metadata",
+    "write_shard",
+]
+
+_MARKERS = "_maskprep/shards"
+
+
+def _loc(target: str | os.PathLike[str] | Location) -> Location:
+    return target if isinstance(target, Location) else Location.parse(target)
+
+
+def read_attrs(target: str | os.PathLike[str] | Location) -> dict[str, Any] | None:
+    """The ``maskprep`` attributes of the group at ``target``, complete or not.
+
+    None if there is no readable zarr group with maskprep metadata there.
+    """
+    raw = _loc(target).read_bytes("zarr.json")
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    meta = doc.get("attributes", {}).get("maskprep") if isinstance(doc, dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
+def is_maskprep_store(target: str | os.PathLike[str] | Location) -> bool:
+    """True if ``target`` holds a zarr group written by maskprep."""
+    return read_attrs(target) is not None
+
+
+def read_store_metadata(target: str | os.PathLike[str] | Location) -> StoreMetadata | None:
+    """The metadata of the store at ``target`` in any stage; None if not a maskprep store.
+
+    Raises
+    ------
+    StoreError
+        If the store's format version is not supported or its metadata is invalid.
+    """
+    loc = _loc(target)
+    raw = read_attrs(loc)
+    return None if raw is None else StoreMetadata.from_dict(raw, str(loc))
+
+
+def write_metadata(target: Location, meta: StoreMetadata) -> None:
+    """Replace the group's ``maskprep`` attributes (one atomic zarr.json write)."""
+    import zarr
+
+    group = zarr.open_group(target.zarr_store(), mode="r+")
+    group.attrs["maskprep"] = meta.to_dict()
+
+
+def create_store(
+    target: str | os.PathLike[str] | Location,
+    metadata: StoreMetadata,
+    zstd_level: int,
+    shapes: np.ndarray | None = None,
+) -> StoreMetadata:
+    """Create the group and its empty arrays, then mark the store ready for shards.
+
+    The group's metadata is written first (``stage: creating``), so an
+    interrupted creation is still recognisable as ours and safely redone.
+    """
+    import zarr
+    from zarr.codecs import ZstdCodec
+
+    loc = _loc(target)
+    layout = metadata.layout_info
+    group = zarr.open_group(loc.zarr_store(), mode="w", zarr_format=3)
+    meta = replace(metadata, complete=False, stage="creating")
+    # zarr attributes are JSON: fail here, before any array is written, if not.
+    group.attrs["maskprep"] = json.loads(json.dumps(meta.to_dict()))
+    for name in layout.array_names:
+        shape = layout.array_shape(name)
+        group.create_array(
+            name,
+            shape=shape,
+            chunks=(1, *shape[1:]),
+            shards=(layout.shard_size, *shape[1:]),
+            dtype=layout.dtype(name),
+            fill_value=layout.fill_value(name),
+            compressors=ZstdCodec(level=zstd_level),
+        )
+    ndim = len(layout.spatial_shape)
+    arr = group.create_array(
+        "shapes",
+        shape=(layout.n_samples, ndim),
+        chunks=(max(1, layout.n_samples), ndim),
+        dtype="int32",
+        fill_value=0,
+        compressors=ZstdCodec(level=zstd_level),
+    )
+    if shapes is not None:
+        arr[:] = np.asarray(shapes, dtype=np.int32)
+    meta = replace(meta, stage="writing")
+    group.attrs["maskprep"] = meta.to_dict()
+    return meta
+
+
+def shard_checksums(loc: Location, layout: StoreLayout, shard: int) -> dict[str, str | None]:
+    """sha256 of each array's file for one shard (None where zarr wrote nothing)."""
+    out: dict[str, str | None] = {}
+    for name in layout.array_names:
+        data = loc.read_bytes(layout.shard_key(name, shard))
+        out[name] = None if data is None else hashlib.sha256(data).hexdigest()
+    return out
+
+
+def write_shard(
+    loc: Location, layout: StoreLayout, shard: int, name: str, block: np.ndarray, zstd_level: int
+) -> str | None:
+    """Write one whole shard of one array; return its sha256 (None: all fill, no file)."""
+    from maskprep.store.codec import encode_shard
+
+    data = encode_shard(block, layout.shard_size, layout.fill_value(name), zstd_level)
+    key = layout.shard_key(name, shard)
+    if data is None:
+        loc.delete(key)
+        return None
+    loc.write_bytes(key, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def record_shard(loc: Location, shard: int, record: dict[str, Any]) -> None:
+    """Mark one shard as fully written (atomic), with its checksums."""
+    loc.write_bytes(f"{_MARKERS}/{shard:06d}.json", json.dumps(record, sort_keys=True).encode())
+
+
+def done_shards(loc: Location) -> dict[int, dict[str, Any]]:
+    """Shards whose marker exists, with their records."""
+    out: dict[int, dict[str, Any]] = {}
+    for name in loc.list(_MARKERS):
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        raw = loc.read_bytes(f"{_MARKERS}/{name}")
+        if raw is None:
+            continue
+        try:
+            out[int(name[:-5])] = json.loads(raw)
+        except ValueError:
+            continue  # a torn marker means the shard is redone
+    return out
+
+
+def mark_complete(loc: Location, meta: StoreMetadata) -> StoreMetadata:
+    """Write the final metadata with the shards' checksums, its digest and
+    ``complete: true`` (read from the shard markers); return it.
+
+    Raises
+    ------
+    StoreError
+        If a shard has no marker (it was not written).
+    """
+    records = done_shards(loc)
+    n_shards = len(meta.layout_info.shard_bounds())
+    missing = [k for k in range(n_shards) if k not in records]
+    if missing:
+        raise StoreError(f"{loc}: shards {missing[:10]} were not written; re-run to complete")
+    loc.sweep_temporaries()
+    final = meta.completed([records[k]["checksums"] for k in range(n_shards)])
+    write_metadata(loc, final)
+    return final
+
+
+def read_metadata(target: str | os.PathLike[str] | Location) -> StoreMetadata:
+    """The metadata of a store, checked to be complete."""
+    loc = _loc(target)
+    if loc.is_local and not loc.path.exists():
+        raise StoreError(f"{loc}: no such store")
+    meta = read_store_metadata(loc)
+    if meta is None:
+        raise StoreError(f"{loc}: not a maskprep store (no maskprep metadata in zarr.json)")
+    if not meta.complete:
+        raise StoreError(
+            f"{loc}: the store is incomplete (its build did not finish); "
+            "re-run the same maskprep build-weights command to complete it"
+        )
+    return meta

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from maskprep.metrics import _check_classes
+from maskprep.metrics import check_classes
 from maskprep.reader.shards import Shards, epoch_order, open_shards
 
 __all__ = [
@@ -306,7 +306,7 @@ def forbid_classes(
     num_classes = logits.shape[d]
     if isinstance(classes, Tensor):
         classes = classes.reshape(-1).tolist()
-    cls = _check_classes(classes, num_classes)
+    cls = check_classes(classes, num_classes)
     mask_shape = [1] * logits.ndim
     mask_shape[d] = num_classes
     mask = torch.zeros(num_classes, dtype=torch.bool, device=logits.device)

@@ -23,7 +23,7 @@ from maskprep.config import BORDER_REGIONS, BuildConfig
 from maskprep.errors import MaskprepError
 from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
 from maskprep.pipeline import ON_ERROR, SCHEDULERS, BuildSummary, build_weights
-from maskprep.pipeline.reweight import reweight
+from maskprep.pipeline.reweighting import reweight
 from maskprep.tools.inspect import format_inspection, inspect_store
 from maskprep.tools.preview import preview
 from maskprep.tools.sample_data import make_sample

@@ -11,7 +11,7 @@ name a CLI flag in a message (errors name the parameter).
 """
 
 from maskprep.pipeline.build import ON_ERROR, BuildSummary, build_weights
-from maskprep.pipeline.reweight import ReweightSummary, reweight
+from maskprep.pipeline.reweighting import ReweightSummary, reweight
 from maskprep.pipeline.runner import SCHEDULERS, Progress
 from maskprep.pipeline.scan import load_sample
 from maskprep.pipeline.write import sample_arrays

@@ -148,7 +148,9 @@ def test_kill_9_then_rerun_completes_identically(
     assert not report.ok
     assert "incomplete" in report.problems[0] or "no such store" in report.problems[0]
     assert CliRunner().invoke(main, ["verify", str(out)]).exit_code == 1
-    with pytest.raises(StoreError, match="incomplete"):
+    # An early kill may land before or after the store is created (it depends on
+    # the machine's load); either way readers must refuse what is there.
+    with pytest.raises(StoreError, match="incomplete" if out.exists() else "no such store"):
         open_shards(out)
     rerun = _cli_build(nuclei_dir, out, dict(os.environ))
     stdout, stderr = rerun.communicate(timeout=300)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import maskprep.cli.build as build_cmds
 import maskprep.cli.preview as preview_cmds
 from maskprep.cli import main
-from maskprep.cli.app import HELP_WIDTH
+from maskprep.cli.app import HELP_WIDTH, flag_table, translate
 from maskprep.cli.options import CLASS_WEIGHT_PARAMS, DATASET_PARAMS, default_of
 from maskprep.config import BuildConfig
 from maskprep.errors import StoreError
@@ -187,6 +187,57 @@ def test_recipe_defaults_give_way_only_to_options_given(fake_build: _Calls, tmp_
     r = _invoke(*base, "--layout", "dsb2018")
     assert r.exit_code == 2
     assert "--layout dsb2018 conflicts with the instances layout" in r.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--w0", "-1"], "--w0 must be a finite number >= 0, got -1.0"),
+        (["--sigma", "0"], "--sigma must be a finite number > 0, got 0.0"),
+        (["--shard-size", "0"], "--shard-size must be a positive integer, got 0"),
+        (["--max-pixels", "0"], "--max-pixels must be a positive integer, got 0"),
+        (["--void-label", "70000"], "--void-label must be an integer <= 65535"),
+        (["--unlabeled-value", "0"], "--unlabeled-value cannot be 0"),
+        (["--spacing", "1,2,3,4"], "--spacing must be 2 or 3 positive numbers"),
+        (["--class-weights-max", "-2"], "--class-weights-max must be > 0, got -2.0"),
+        (["--enet-c", "1"], "--enet-c must be > 1"),
+        (["--workers", "0"], "--workers must be at least 1, got 0"),
+    ],
+)
+def test_library_errors_name_the_flag(tmp_path: Path, args: list[str], message: str) -> None:
+    r = _invoke("build-weights", str(tmp_path), "-o", str(tmp_path / "o.zarr"), "-q", *args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert "Usage: maskprep build-weights" in r.output
+
+
+def test_flag_table_and_translation() -> None:
+    table = flag_table(main.commands["build-weights"])  # type: ignore[attr-defined]
+    assert table["w0"] == "--w0"
+    assert table["shard_size"] == "--shard-size"
+    assert table["scheme"] == table["class_weights"] == "--class-weights"
+    assert table["on_error"] == "--on-error"
+    assert table["normalize"] == "--class-weights-normalize"
+    assert table["dataset_dir"] == "DATASET_DIR"
+    assert flag_table(main.commands["preview"])["samples"] == "--samples"  # type: ignore[attr-defined]
+    assert flag_table(main.commands["make-sample"])["n_images"] == "--n-images"  # type: ignore[attr-defined]
+    assert (
+        translate("on_error must be one of fail, skip", table)
+        == "--on-error must be one of fail, skip"
+    )
+    assert translate("scheme 'log-ratio' needs mu >= 1", table).startswith("--class-weights 'log")
+    # Only a leading parameter name followed by a space is a parameter name.
+    assert translate("w0: not a parameter", table) == "w0: not a parameter"
+    assert translate("the w0 is fine", table) == "the w0 is fine"
+
+
+def test_a_data_error_is_not_rewritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # DataError is a ValueError too, but its message starts with a path ("out"
+    # here, also the name of an option): exit 1 and the message as it is.
+    monkeypatch.chdir(tmp_path)
+    r = _invoke("build-weights", "out", "-o", "o.zarr", "-q")
+    assert r.exit_code == 1
+    assert r.output == "Error: out: dataset directory does not exist\n"
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])

@@ -15,6 +15,7 @@ import maskprep.cli.preview as preview_cmds
 from maskprep.cli import main
 from maskprep.cli.app import HELP_WIDTH, flag_table, translate
 from maskprep.cli.options import CLASS_WEIGHT_PARAMS, DATASET_PARAMS, default_of
+from maskprep.cli.progress import ProgressRenderer
 from maskprep.config import BuildConfig
 from maskprep.errors import StoreError
 from maskprep.pipeline.build import build_weights
@@ -62,7 +63,7 @@ def test_build_weights_without_options_passes_the_library_defaults(
     assert (dataset_dir, out) == (tmp_path, str(tmp_path / "o.zarr"))
     assert config == BuildConfig()
     kwargs = dict(fake_build.kwargs)
-    assert kwargs.pop("progress") is True
+    assert isinstance(kwargs.pop("progress"), ProgressRenderer)
     names = ("scheduler", "workers", "overwrite", "on_error", "retries")
     assert kwargs == _library_defaults(build_weights, *names)
 
@@ -94,7 +95,7 @@ def test_build_weights_options_reach_the_config(fake_build: _Calls, tmp_path: Pa
         "scheduler": "sync",
         "workers": 3,
         "overwrite": True,
-        "progress": False,
+        "progress": None,
         "on_error": "skip",
         "retries": 0,
     }
@@ -108,10 +109,7 @@ def test_reweight_without_options_passes_the_library_defaults(
     r = _invoke("reweight", str(tmp_path), "-q")
     assert r.exit_code == 1, r.output
     assert calls.args == (str(tmp_path), ClassWeightConfig())
-    assert calls.kwargs == {
-        **_library_defaults(reweight, "scheduler", "workers"),
-        "progress": False,
-    }
+    assert calls.kwargs == {**_library_defaults(reweight, "scheduler", "workers"), "progress": None}
 
 
 def test_preview_passes_a_config_only_when_build_options_are_given(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,12 +18,13 @@ from maskprep.cli.options import (
     scheduler_options,
     shard_options,
 )
+from maskprep.cli.progress import progress_for
 from maskprep.pipeline.build import ON_ERROR, BuildSummary, build_weights
 from maskprep.pipeline.reweight import reweight
 
 __all__ = ["format_summary"]
 
-_QUIET_HELP = "No progress bar."
+_QUIET_HELP = "No progress output."
 
 
 @main.command(
@@ -72,16 +74,19 @@ def build_weights_cmd(ctx: click.Context, **_: object) -> None:
     p = ctx.params
     with user_errors():
         config = build_config(ctx, p["dataset_dir"])
-        summary = build_weights(
-            p["dataset_dir"],
-            p["out"],
-            config,
-            **scheduler_kwargs(ctx),
-            overwrite=p["overwrite"],
-            progress=not p["quiet"],
-            on_error=p["on_error"],
-            retries=p["retries"],
-        )
+        with progress_for(p["quiet"]) as renderer:
+            # Any: the library's progress parameter is becoming a callback (stage, done, total).
+            progress: Any = renderer
+            summary = build_weights(
+                p["dataset_dir"],
+                p["out"],
+                config,
+                **scheduler_kwargs(ctx),
+                overwrite=p["overwrite"],
+                progress=progress,
+                on_error=p["on_error"],
+                retries=p["retries"],
+            )
         click.echo(format_summary(summary))
 
 
@@ -125,12 +130,14 @@ def reweight_cmd(ctx: click.Context, **_: object) -> None:
     p = ctx.params
     with user_errors():
         config = class_weight_config(ctx)
-        summary = reweight(
-            p["store"],
-            config,
-            **scheduler_kwargs(ctx),
-            progress=not p["quiet"],
-        )
+        with progress_for(p["quiet"]) as renderer:
+            progress: Any = renderer  # a callback (stage, done, total), as for build_weights
+            summary = reweight(
+                p["store"],
+                config,
+                **scheduler_kwargs(ctx),
+                progress=progress,
+            )
         click.echo(f"Reweighted {summary.store} to {summary.scheme} in {summary.seconds:.1f} s")
         for name, old, new in zip(
             summary.class_names, summary.old_weights, summary.new_weights, strict=True

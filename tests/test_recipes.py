@@ -461,7 +461,7 @@ def test_unlabeled_value_override_and_conflict(tmp_path: Path) -> None:
         *("--recipe", "partial", "--unlabeled-value", "1"),
     )
     assert conflict.exit_code == 2
-    assert "unlabeled_value 1 is also the source value of class 'background'" in conflict.output
+    assert "--unlabeled-value 1 is also the source value of class 'background'" in conflict.output
 
 
 def test_library_from_recipe_equals_cli(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ def _too_big(path: Path, what: str, n: int, max_pixels: int | None) -> None:
     if max_pixels is not None and n > max_pixels:
         raise DataError(
             f"{path}: {what} has {n:,} pixel values, more than the limit of {max_pixels:,} "
-            "(a decompression bomb? raise --max-pixels if the file is genuine)"
+            "(a decompression bomb? raise max_pixels if the file is genuine)"
         )
 
 

@@ -1,0 +1,326 @@
+"""Option groups, each defined once, and the one function that maps each onto the library.
+
+Every option's destination is the library's name for the value (the
+dataclass field or keyword argument), and its default is read from there
+(:func:`default_of`), so nothing here restates a default.
+
+* class weights -> :class:`ClassWeightConfig` (:func:`class_weight_config`)
+* dataset and build options -> :class:`BuildConfig` (:func:`build_config`),
+  with a recipe underneath when ``--recipe`` is given
+* scheduler -> the ``scheduler``/``workers`` arguments (:func:`scheduler_kwargs`)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from maskprep.config import BORDER_REGIONS, BuildConfig
+from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
+from maskprep.pipeline import SCHEDULERS
+from maskprep.weighting import NORMALIZATIONS, SCHEMES, ClassWeightConfig
+
+__all__ = [
+    "CLASS_WEIGHT_PARAMS",
+    "DATASET_PARAMS",
+    "build_config",
+    "class_weight_config",
+    "class_weight_options",
+    "dataset_options",
+    "default_of",
+    "given",
+    "option",
+    "scheduler_kwargs",
+    "scheduler_options",
+    "shard_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CLASS_WEIGHT_PARAMS = tuple(f.name for f in dataclasses.fields(ClassWeightConfig))
+"""Destinations of the class-weight options: the fields of ClassWeightConfig."""
+
+DATASET_PARAMS = (
+    *("layout", "recipe", "void_label", "unlabeled_value", *CLASS_WEIGHT_PARAMS),
+    *("w0", "sigma", "border_region", "spacing"),
+)
+"""Destinations of :func:`dataset_options`, in help order."""
+
+# BuildConfig fields an option may set directly (class_weights comes from its group).
+_BUILD_FIELDS = frozenset(f.name for f in dataclasses.fields(BuildConfig)) - {"class_weights"}
+
+
+def default_of(owner: Any, name: str) -> Any:
+    """Default of the dataclass field or keyword parameter ``name`` of ``owner``.
+
+    Examples
+    --------
+    >>> default_of(BuildConfig, "w0"), default_of(ClassWeightConfig, "scheme")
+    (10.0, 'balanced')
+    >>> from maskprep.pipeline import build_weights
+    >>> default_of(build_weights, "scheduler")
+    'threads'
+    """
+    if dataclasses.is_dataclass(owner):
+        for f in dataclasses.fields(owner):
+            if f.name == name:
+                if f.default is not dataclasses.MISSING:
+                    return f.default
+                if f.default_factory is not dataclasses.MISSING:
+                    return f.default_factory()
+                break
+    else:
+        param = inspect.signature(owner).parameters.get(name)
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return param.default
+    raise LookupError(f"{getattr(owner, '__name__', owner)} has no default for {name!r}")
+
+
+def option(owner: Any, name: str, *decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """A click option for ``owner``'s ``name``, with ``owner``'s default.
+
+    The default is shown in the help unless it is None (the help then says
+    what None means).
+    """
+    default = default_of(owner, name)
+    kwargs.setdefault("show_default", default is not None)
+    return click.option(*decls, name, default=default, **kwargs)
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Whether option ``name`` was given (command line, environment), not defaulted."""
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+
+def _apply(f: F, options: list[Callable[[Any], Any]]) -> F:
+    for decorate in reversed(options):  # the first one listed comes first in the help
+        f = decorate(f)
+    return f
+
+
+def _parse_spacing(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected comma-separated numbers such as 1,0.5,0.5, got {value!r}", ctx, param
+        ) from None
+
+
+# --------------------------------------------------------------------------- #
+# class weights -> ClassWeightConfig
+# --------------------------------------------------------------------------- #
+
+
+def class_weight_options(f: F) -> F:
+    """The options of :class:`ClassWeightConfig` (build-weights, reweight, preview)."""
+    cw = ClassWeightConfig
+    return _apply(
+        f,
+        [
+            option(
+                cw,
+                "scheme",
+                "--class-weights",
+                type=click.Choice(SCHEMES),
+                metavar="SCHEME",
+                help=f"Class-weight scheme: {', '.join(SCHEMES)}.",
+            ),
+            option(
+                cw,
+                "mu",
+                "--mu",
+                type=float,
+                help="mu of log-ratio and clamped (default: number of present classes).",
+            ),
+            option(cw, "enet_c", "--enet-c", type=float, help="c of the enet scheme."),
+            option(
+                cw,
+                "beta",
+                "--beta",
+                type=float,
+                help="beta of effective-number (default: chosen from the data).",
+            ),
+            option(
+                cw,
+                "normalize",
+                "--class-weights-normalize",
+                type=click.Choice(NORMALIZATIONS),
+                help="Rescale class weights after the scheme.",
+            ),
+            option(
+                cw,
+                "max_weight",
+                "--class-weights-max",
+                type=float,
+                help="Cap class weights at this value.",
+            ),
+        ],
+    )
+
+
+def class_weight_config(
+    ctx: click.Context, base: ClassWeightConfig | None = None
+) -> ClassWeightConfig:
+    """The class weights the options ask for.
+
+    Without ``base``, every option counts (defaults included); on top of
+    ``base`` (a recipe's scheme), only the options given on the command line.
+    """
+    if base is None:
+        return ClassWeightConfig(**{n: ctx.params[n] for n in CLASS_WEIGHT_PARAMS})
+    return dataclasses.replace(
+        base, **{n: ctx.params[n] for n in CLASS_WEIGHT_PARAMS if given(ctx, n)}
+    )
+
+
+# --------------------------------------------------------------------------- #
+# dataset and build options -> BuildConfig
+# --------------------------------------------------------------------------- #
+
+
+def dataset_options(f: F) -> F:
+    """How a dataset directory is read and weighted (build-weights, preview)."""
+    bc = BuildConfig
+    return _apply(
+        f,
+        [
+            option(
+                bc,
+                "layout",
+                "--layout",
+                type=click.Choice(LAYOUTS),
+                help="Dataset layout; auto detects instances or dsb2018.",
+            ),
+            click.option(
+                "--recipe",
+                default=None,
+                metavar="NAME|FILE.toml",
+                help="Dataset recipe: a bundled name (camvid, cityscapes, coco, dsb2018, "
+                "partial) or a TOML file; gives layout, classes and defaults, which options "
+                "given here override.",
+            ),
+            option(
+                bc,
+                "void_label",
+                "--void-label",
+                type=int,
+                help="Label given to unannotated pixels (the trainer's ignore_index).",
+            ),
+            option(
+                bc,
+                "unlabeled_value",
+                "--unlabeled-value",
+                type=int,
+                help="Mask value that means 'not annotated' (in addition to unlabeled/ masks).",
+            ),
+            class_weight_options,
+            option(bc, "w0", "--w0", type=float, help="Border term amplitude."),
+            option(
+                bc,
+                "sigma",
+                "--sigma",
+                type=float,
+                help="Border term width (pixels, or spacing units).",
+            ),
+            option(
+                bc,
+                "border_region",
+                "--border-region",
+                type=click.Choice(BORDER_REGIONS),
+                help="Apply the border term to background pixels only, or all.",
+            ),
+            option(
+                bc,
+                "spacing",
+                "--spacing",
+                callback=_parse_spacing,
+                help="Voxel size per axis, e.g. 1,0.5,0.5.",
+            ),
+        ],
+    )
+
+
+def shard_options(f: F) -> F:
+    """BuildConfig options of a build that a preview has no use for."""
+    bc = BuildConfig
+    return _apply(
+        f,
+        [
+            option(bc, "shard_size", "--shard-size", type=int, help="Samples per shard."),
+            option(
+                bc,
+                "max_pixels",
+                "--max-pixels",
+                type=int,
+                help="Refuse images with more pixel values than this (decompression bombs).",
+            ),
+        ],
+    )
+
+
+def build_config(ctx: click.Context, dataset_dir: Path) -> BuildConfig:
+    """The BuildConfig of the command's dataset and build options.
+
+    Without ``--recipe``, every option counts (an option not given has the
+    BuildConfig default). With a recipe, the recipe's config is the base and
+    only the options given on the command line override it.
+    """
+    params = ctx.params
+    names = [n for n in params if n in _BUILD_FIELDS]
+    if params.get("recipe") is None:
+        return BuildConfig(**{n: params[n] for n in names}, class_weights=class_weight_config(ctx))
+    from maskprep.recipes.recipe import load_recipe
+
+    recipe = load_recipe(params["recipe"])
+    # "auto" (detect the layout) agrees with any recipe.
+    if given(ctx, "layout") and params["layout"] not in ("auto", recipe.layout):
+        raise click.UsageError(
+            f"--layout {params['layout']} conflicts with the {recipe.layout} layout of "
+            f"recipe {recipe.origin}"
+        )
+    overrides: dict[str, Any] = {n: params[n] for n in names if n != "layout" and given(ctx, n)}
+    if any(given(ctx, n) for n in CLASS_WEIGHT_PARAMS):
+        base = recipe.defaults.get("class_weights", ClassWeightConfig())
+        overrides["class_weights"] = class_weight_config(ctx, base)
+    return recipe.build_config(dataset_dir, **overrides)
+
+
+# --------------------------------------------------------------------------- #
+# scheduler -> scheduler, workers
+# --------------------------------------------------------------------------- #
+
+
+def scheduler_options(run: Callable[..., Any]) -> Callable[[F], F]:
+    """Where the Dask work of ``run`` (build_weights, reweight) goes, with its defaults."""
+
+    def decorate(f: F) -> F:
+        return _apply(
+            f,
+            [
+                option(
+                    run,
+                    "scheduler",
+                    "--scheduler",
+                    help=f"Dask scheduler: {', '.join(SCHEDULERS)}, or tcp://HOST:PORT.",
+                ),
+                option(run, "workers", "--workers", type=int, help="Number of local workers."),
+            ],
+        )
+
+    return decorate
+
+
+def scheduler_kwargs(ctx: click.Context) -> dict[str, Any]:
+    """The ``scheduler`` and ``workers`` arguments of build_weights and reweight."""
+    return {"scheduler": ctx.params["scheduler"], "workers": ctx.params["workers"]}

@@ -10,7 +10,7 @@ from maskprep.errors import DataError, MaskprepError, StoreError
 from maskprep.ingest import discover, read_sample
 from maskprep.pipeline.build import BuildSummary, build_weights
 from maskprep.pipeline.reweight import ReweightSummary, reweight
-from maskprep.reader.shards import Shards, open_shards
+from maskprep.reader import Shards, open_shards
 from maskprep.recipes.recipe import Recipe, load_recipe
 from maskprep.targets.border import border_weights, border_weights_reference
 from maskprep.tools.inspect import format_inspection, inspect_store

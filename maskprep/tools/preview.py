@@ -145,7 +145,7 @@ def load_store_preview(
     StoreError
         If the store is missing, not a maskprep store, or incomplete.
     """
-    from maskprep.reader.shards import open_shards
+    from maskprep.reader import open_shards
 
     _check_count(samples)
     shards = open_shards(path)

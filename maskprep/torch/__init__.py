@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from maskprep.metrics import _check_classes
-from maskprep.reader.shards import Shards, epoch_order, open_shards
+from maskprep.reader import Shards, epoch_order, open_shards
 
 __all__ = [
     "ShardDataset",

@@ -13,7 +13,8 @@ from maskprep.pipeline.reweight import ReweightSummary, reweight
 from maskprep.reader import Shards, open_shards
 from maskprep.recipes.recipe import Recipe, load_recipe
 from maskprep.targets.border import border_weights, border_weights_reference
-from maskprep.tools.inspect import format_inspection, inspect_store
+from maskprep.tools.inspect import inspect_store
+from maskprep.tools.inspect_text import format_inspection
 from maskprep.tools.preview import preview
 from maskprep.tools.sample_data import make_sample
 from maskprep.tools.verify import VerifyReport, verify_store

@@ -24,7 +24,8 @@ from maskprep.errors import MaskprepError
 from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
 from maskprep.pipeline import ON_ERROR, SCHEDULERS, BuildSummary, build_weights
 from maskprep.pipeline.reweight import reweight
-from maskprep.tools.inspect import format_inspection, inspect_store
+from maskprep.tools.inspect import inspect_store
+from maskprep.tools.inspect_text import format_inspection
 from maskprep.tools.preview import preview
 from maskprep.tools.sample_data import make_sample
 from maskprep.tools.verify import verify_store

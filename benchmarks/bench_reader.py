@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zarr
 
-import maskprep.reader.shards as reader_mod
+import maskprep.store.codec as codec_mod
 from maskprep import build_weights, make_sample, open_shards
 
 ARRAYS = ("image", "labels", "weights")
@@ -146,11 +146,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
 
     def with_numcodecs(f: Callable[[], None]) -> Callable[[], None]:
         def g() -> None:
-            saved, reader_mod._ZSTD = reader_mod._ZSTD, "numcodecs"
+            saved, codec_mod._ZSTD = codec_mod._ZSTD, "numcodecs"
             try:
                 f()
             finally:
-                reader_mod._ZSTD = saved
+                codec_mod._ZSTD = saved
 
         return g
 
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         )
     print(
         "(ratios: random/batched; samples/s = image + labels + weights per sample; "
-        f"maskprep decodes zstd with {reader_mod._ZSTD}, 'maskprep numcodecs' forces numcodecs)"
+        f"maskprep decodes zstd with {codec_mod._ZSTD}, 'maskprep numcodecs' forces numcodecs)"
     )
     return 0
 

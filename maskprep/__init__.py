@@ -33,7 +33,7 @@ _LAZY = {
     "PluginError": "maskprep.errors",
     "Recipe": "maskprep.recipes.recipe",
     "ReweightSummary": "maskprep.pipeline",
-    "Shards": "maskprep.reader.shards",
+    "Shards": "maskprep.reader",
     "StoreError": "maskprep.errors",
     "StoreMetadata": "maskprep.store",
     "Target": "maskprep.targets",
@@ -46,11 +46,11 @@ _LAZY = {
     "build_weights": "maskprep.pipeline",
     "class_weights": "maskprep.weighting",
     "discover": "maskprep.ingest",
-    "format_inspection": "maskprep.tools.inspect",
+    "format_inspection": "maskprep.tools.inspect_text",
     "inspect_store": "maskprep.tools.inspect",
     "load_recipe": "maskprep.recipes.recipe",
     "make_sample": "maskprep.tools.sample_data",
-    "open_shards": "maskprep.reader.shards",
+    "open_shards": "maskprep.reader",
     "preview": "maskprep.tools.preview",
     "read_sample": "maskprep.ingest",
     "reweight": "maskprep.pipeline",
@@ -114,7 +114,7 @@ if TYPE_CHECKING:  # static checkers see the real names
     from maskprep.errors import DataError, MaskprepError, PluginError, StoreError
     from maskprep.ingest import Layout, available_layouts, discover, read_sample
     from maskprep.pipeline import BuildSummary, ReweightSummary, build_weights, reweight
-    from maskprep.reader.shards import Shards, open_shards
+    from maskprep.reader import Shards, open_shards
     from maskprep.recipes.recipe import Recipe, load_recipe
     from maskprep.store import StoreMetadata
     from maskprep.targets import (
@@ -123,7 +123,8 @@ if TYPE_CHECKING:  # static checkers see the real names
         border_weights,
         border_weights_reference,
     )
-    from maskprep.tools.inspect import format_inspection, inspect_store
+    from maskprep.tools.inspect import inspect_store
+    from maskprep.tools.inspect_text import format_inspection
     from maskprep.tools.preview import preview
     from maskprep.tools.sample_data import make_sample
     from maskprep.tools.verify import VerifyReport, verify_store

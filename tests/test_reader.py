@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
 
-import maskprep.reader.shards as reader_mod
+import maskprep.store.codec as codec_mod
 from maskprep import BuildConfig, StoreError, build_weights, open_shards
-from maskprep.reader.shards import epoch_order
+from maskprep.reader import epoch_order
+from maskprep.reader.arrays import DirectArray
 from maskprep.store import DEFAULT_ARRAYS as ARRAY_NAMES
 from maskprep.store import FORMAT_VERSION, StoreLayout, StoreMetadata
 from maskprep.weighting import ClassStats, ClassWeightConfig
@@ -190,9 +191,9 @@ def ragged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[st
 
 @pytest.fixture(params=["zstandard", "numcodecs"])
 def zstd_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "zstandard" and reader_mod._zstandard is None:
+    if request.param == "zstandard" and codec_mod._zstandard is None:
         pytest.skip("python-zstandard not installed")
-    monkeypatch.setattr(reader_mod, "_ZSTD", request.param)
+    monkeypatch.setattr(codec_mod, "_ZSTD", request.param)
     return str(request.param)
 
 
@@ -232,7 +233,7 @@ def test_absent_inner_chunk_reads_as_fill(tmp_path: Path) -> None:
     samples = make_samples(rng, [(4, 4)] * 3, empty=(1,))
     path = write_store(tmp_path / "s.zarr", samples, shard_size=3)
     src = open_shards(path)._sources["labels"]
-    assert isinstance(src, reader_mod._DirectArray)
+    assert isinstance(src, DirectArray)
     index = src._index(0)
     assert index is not None and index[1] == (2**64 - 1, 2**64 - 1)
     np.testing.assert_array_equal(open_shards(path)[1]["labels"], np.full((4, 4), VOID))
@@ -404,16 +405,16 @@ def test_frame_without_content_size(zstd_impl: str) -> None:
     zstandard = pytest.importorskip("zstandard")
     a = np.arange(300, dtype=np.float32)
     frame = zstandard.ZstdCompressor(write_content_size=False).compress(a.tobytes())
-    assert reader_mod._frame_content_size(frame) is None
+    assert codec_mod.frame_content_size(frame) is None
     out = np.empty_like(a)
-    reader_mod._zstd_decode_into(frame, out, "x")
+    codec_mod.decode_chunk_into(frame, out, "x")
     np.testing.assert_array_equal(out, a)
     with pytest.raises(StoreError, match="expected"):
-        reader_mod._zstd_decode_into(frame, np.empty(301, np.float32), "x")
+        codec_mod.decode_chunk_into(frame, np.empty(301, np.float32), "x")
     sized = zstandard.ZstdCompressor().compress(a.tobytes())
-    assert reader_mod._frame_content_size(sized) == a.nbytes
+    assert codec_mod.frame_content_size(sized) == a.nbytes
     with pytest.raises(StoreError, match="expected"):
-        reader_mod._zstd_decode_into(sized, np.empty(299, np.float32), "x")
+        codec_mod.decode_chunk_into(sized, np.empty(299, np.float32), "x")
 
 
 # --------------------------------------------------------------------------- API

@@ -11,7 +11,8 @@ import click
 from maskprep.cli.app import main, user_errors
 from maskprep.cli.options import default_of, option
 from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
-from maskprep.tools.inspect import format_inspection, inspect_store
+from maskprep.tools.inspect import inspect_store
+from maskprep.tools.inspect_text import format_inspection
 from maskprep.tools.sample_data import make_sample
 from maskprep.tools.verify import verify_store
 

@@ -25,6 +25,19 @@ codec and the writer. Must never import dask, numba, or the pipeline, reader
 or tools stages.
 """
 
+from maskprep.store.codec import (
+    MISSING,
+    ZSTD_MAGIC,
+    UnsupportedFormat,
+    crc32c,
+    decode_chunk_into,
+    decode_index,
+    encode_shard,
+    frame_content_size,
+    index_nbytes,
+    parse_endian,
+    parse_fill_value,
+)
 from maskprep.store.location import Location
 from maskprep.store.metadata import (
     CORE_ARRAYS,
@@ -52,14 +65,25 @@ __all__ = [
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "FORMAT_VERSION",
+    "MISSING",
+    "ZSTD_MAGIC",
     "ArraySpec",
     "Location",
     "StoreLayout",
     "StoreMetadata",
+    "UnsupportedFormat",
+    "crc32c",
     "create_store",
+    "decode_chunk_into",
+    "decode_index",
     "done_shards",
+    "encode_shard",
+    "frame_content_size",
+    "index_nbytes",
     "is_maskprep_store",
     "mark_complete",
+    "parse_endian",
+    "parse_fill_value",
     "read_attrs",
     "read_metadata",
     "read_store_metadata",

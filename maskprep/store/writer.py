@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from maskprep.errors import StoreError
+from maskprep.store.codec import encode_shard
 from maskprep.store.location import Location
 from maskprep.store.metadata import StoreLayout, StoreMetadata
 
@@ -137,8 +138,6 @@ def write_shard(
     loc: Location, layout: StoreLayout, shard: int, name: str, block: np.ndarray, zstd_level: int
 ) -> str | None:
     """Write one whole shard of one array; return its sha256 (None: all fill, no file)."""
-    from maskprep.store.codec import encode_shard
-
     data = encode_shard(block, layout.shard_size, layout.fill_value(name), zstd_level)
     key = layout.shard_key(name, shard)
     if data is None:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from maskprep.reader.shards import Shards, epoch_order, open_shards
+from maskprep.reader import Shards, epoch_order, open_shards
 
 # numpy dtypes torch has no (or few) operations for, widened losslessly
 _WIDEN = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64}

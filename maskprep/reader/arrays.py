@@ -1,0 +1,280 @@
+"""One array of a store, read a sample at a time: decoded directly, or through zarr-python."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from maskprep.errors import StoreError
+from maskprep.reader.files import RemoteFiles, ShardFiles
+from maskprep.store import (
+    MISSING,
+    Location,
+    UnsupportedFormat,
+    crc32c,
+    decode_chunk_into,
+    decode_index,
+    index_nbytes,
+    parse_endian,
+    parse_fill_value,
+)
+
+__all__ = ["DirectArray", "SampleSource", "ZarrArray", "open_array", "zarr_open"]
+
+_DTYPES = {
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+}
+
+
+class SampleSource(Protocol):
+    """Reads one sample (a chunk along axis 0) of one array, padded, native dtype."""
+
+    name: str
+    backend: str
+    sample_shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    n_samples: int
+
+    def read(self, j: int, out: np.ndarray | None = None) -> np.ndarray: ...
+
+
+class DirectArray:
+    """Decodes one maskprep array's shards without zarr-python."""
+
+    backend = "direct"
+
+    def __init__(
+        self,
+        path: Path | str,
+        name: str,
+        files: ShardFiles,
+        doc: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.files = files
+        # Local shards are joined with the OS separator, object keys with "/".
+        self._sep = os.sep if isinstance(path, Path) else "/"
+        if doc is None:
+            meta = Path(path) / "zarr.json"
+            try:
+                doc = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise StoreError(f"{meta}: cannot read array metadata ({e})") from None
+        self._parse(doc)
+        try:
+            crc32c(b"")
+        except ImportError:  # pragma: no cover
+            raise UnsupportedFormat("no crc32c implementation") from None
+        self._indexes: dict[int, list[tuple[int, int]] | None] = {}
+        self._index_lock = threading.Lock()
+
+    def _parse(self, doc: dict[str, Any]) -> None:
+        if doc.get("zarr_format") != 3 or doc.get("node_type") != "array":
+            raise UnsupportedFormat("not a zarr v3 array")
+        if doc.get("storage_transformers"):
+            raise UnsupportedFormat("storage transformers")
+        dtype_name = doc.get("data_type")
+        if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
+            raise UnsupportedFormat(f"data type {dtype_name!r}")
+        shape = tuple(int(n) for n in doc["shape"])
+        if len(shape) < 2:
+            raise UnsupportedFormat("fewer than 2 dimensions")
+        grid = doc.get("chunk_grid", {})
+        if grid.get("name") != "regular":
+            raise UnsupportedFormat("irregular chunk grid")
+        shard_shape = tuple(int(n) for n in grid["configuration"]["chunk_shape"])
+        keys = doc.get("chunk_key_encoding", {})
+        separator = (keys.get("configuration") or {}).get("separator", "/")
+        if keys.get("name") != "default" or separator not in ("/", "."):
+            raise UnsupportedFormat(f"chunk key encoding {keys}")
+        codecs = doc.get("codecs", [])
+        if len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
+            raise UnsupportedFormat(f"codecs {[c.get('name') for c in codecs]}")
+        config = codecs[0]["configuration"]
+        inner_shape = tuple(int(n) for n in config["chunk_shape"])
+        sample_shape = shape[1:]
+        if inner_shape != (1, *sample_shape) or shard_shape[1:] != sample_shape:
+            raise UnsupportedFormat(f"chunks {inner_shape} in shards {shard_shape}")
+        inner = config.get("codecs", [])
+        base = np.dtype(dtype_name)
+        if len(inner) != 2 or inner[0].get("name") != "bytes" or inner[1].get("name") != "zstd":
+            raise UnsupportedFormat(f"inner codecs {[c.get('name') for c in inner]}")
+        stored = base.newbyteorder(parse_endian(inner[0], base.itemsize))
+        if stored.isnative:
+            stored = base  # the canonical native dtype: repr 'float32', not '<f4'
+        index_codecs = config.get("index_codecs", [])
+        if (
+            len(index_codecs) != 2
+            or index_codecs[0].get("name") != "bytes"
+            or index_codecs[1].get("name") != "crc32c"
+            or index_codecs[1].get("configuration")
+        ):
+            raise UnsupportedFormat(f"index codecs {[c.get('name') for c in index_codecs]}")
+        location = config.get("index_location", "end")
+        if location not in ("start", "end"):
+            raise UnsupportedFormat(f"index location {location!r}")
+
+        self.n_samples = shape[0]
+        self.sample_shape: tuple[int, ...] = sample_shape
+        self.shard_size = shard_shape[0]
+        self.stored_dtype: np.dtype[Any] = stored
+        self.dtype: np.dtype[Any] = base.newbyteorder("=")
+        self.fill_value = parse_fill_value(doc.get("fill_value"), base)
+        self.nbytes = int(np.prod(sample_shape, dtype=np.int64)) * base.itemsize
+        self.index_dtype = np.dtype(np.uint64).newbyteorder(parse_endian(index_codecs[0], 8))
+        self.index_at_end = location == "end"
+        self._key_prefix = f"{self.path}{self._sep}c{separator}"
+        self._key_suffix = (separator + "0") * (len(shape) - 1)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_index_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._index_lock = threading.Lock()
+
+    def shard_path(self, s: int) -> str:
+        return f"{self._key_prefix}{s}{self._key_suffix}"
+
+    def _index(self, s: int) -> list[tuple[int, int]] | None:
+        try:
+            return self._indexes[s]
+        except KeyError:
+            pass
+        path = self.shard_path(s)
+        n = index_nbytes(self.shard_size)
+        got = self.files.read_index(path, n, self.index_at_end)
+        index: list[tuple[int, int]] | None = None
+        if got is not None:
+            data, size = got
+            index = decode_index(
+                data,
+                self.shard_size,
+                size,
+                path,
+                index_dtype=self.index_dtype,
+                at_end=self.index_at_end,
+            )
+        with self._index_lock:
+            self._indexes[s] = index
+        return index
+
+    def read(self, j: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Sample ``j`` at the padded sample shape, into ``out`` if given (C-contiguous)."""
+        s, k = divmod(j, self.shard_size)
+        index = self._index(s)
+        entry = None if index is None else index[k]
+        if entry is None or entry[0] == MISSING:
+            if out is None:
+                return np.full(self.sample_shape, self.fill_value, dtype=self.dtype)
+            out[...] = self.fill_value
+            return out
+        off, nb = entry
+        path = self.shard_path(s)
+        data = self.files.pread(path, nb, off)
+        native = self.stored_dtype.isnative
+        if out is None or not native:
+            dest = np.empty(self.sample_shape, dtype=self.stored_dtype)
+        else:
+            dest = out
+        decode_chunk_into(data, dest, path)
+        if native:
+            return dest
+        if out is None:
+            return dest.astype(self.dtype)
+        out[...] = dest
+        return out
+
+
+class ZarrArray:
+    """Reads one array through zarr-python (any codec chain, any fsspec location)."""
+
+    backend = "zarr"
+
+    def __init__(self, loc: Location, name: str) -> None:
+        self.name = name
+        self.loc = loc
+        self._array: Any = None
+        arr = self._open()
+        shape = tuple(int(n) for n in arr.shape)
+        self.n_samples = shape[0]
+        self.sample_shape: tuple[int, ...] = shape[1:]
+        self.dtype: np.dtype[Any] = np.dtype(np.dtype(arr.dtype).newbyteorder("=").str)
+
+    def _open(self) -> Any:
+        if self._array is None:
+            self._array = zarr_open(self.loc, self.name)
+        return self._array
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_array": None}
+
+    def read(self, j: int, out: np.ndarray | None = None) -> np.ndarray:
+        a = np.asarray(self._open()[j])
+        if out is None:
+            if not a.dtype.isnative or not a.flags.writeable:
+                return a.astype(self.dtype)
+            return a.view(self.dtype)  # zarr says '<f4': give the canonical 'float32'
+        out[...] = a
+        return out
+
+
+def zarr_open(loc: Location, name: str) -> Any:
+    import zarr
+
+    try:
+        if loc.is_local:
+            return zarr.open_array(str(loc.path / name), mode="r")
+        return zarr.open_array(loc.zarr_store(read_only=True), path=name, mode="r")
+    except Exception as e:
+        raise StoreError(f"{loc}/{name}: cannot open array ({e})") from None
+
+
+def open_array(loc: Location, name: str, files: ShardFiles, backend: str) -> SampleSource:
+    if loc.is_local:
+        path = loc.path / name
+        if not (path / "zarr.json").is_file():
+            raise StoreError(f"{path}: missing array {name!r}")
+        if backend != "zarr":
+            try:
+                return DirectArray(path, name, files)
+            except UnsupportedFormat as e:
+                if backend == "direct":
+                    raise StoreError(f"{path}: cannot be decoded directly ({e})") from None
+            except (KeyError, TypeError, ValueError) as e:
+                if backend == "direct":
+                    raise StoreError(f"{path}: unexpected array metadata ({e})") from None
+    elif backend != "zarr":
+        raw = loc.read_bytes(f"{name}/zarr.json")
+        if raw is None:
+            raise StoreError(f"{loc}/{name}: missing array {name!r}")
+        _, root = loc.filesystem()
+        remote = files if isinstance(files, RemoteFiles) else RemoteFiles(loc)
+        try:
+            return DirectArray(f"{root}/{name}", name, remote, doc=json.loads(raw))
+        except UnsupportedFormat as e:
+            if backend == "direct":
+                raise StoreError(f"{loc}/{name}: cannot be decoded directly ({e})") from None
+        except (KeyError, TypeError, ValueError) as e:
+            if backend == "direct":
+                raise StoreError(f"{loc}/{name}: unexpected array metadata ({e})") from None
+    return ZarrArray(loc, name)

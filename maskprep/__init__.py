@@ -31,7 +31,7 @@ _LAZY = {
     "Layout": "maskprep.ingest",
     "MaskprepError": "maskprep.errors",
     "PluginError": "maskprep.errors",
-    "Recipe": "maskprep.recipes.recipe",
+    "Recipe": "maskprep.recipes",
     "ReweightSummary": "maskprep.pipeline",
     "Shards": "maskprep.reader",
     "StoreError": "maskprep.errors",
@@ -46,9 +46,10 @@ _LAZY = {
     "build_weights": "maskprep.pipeline",
     "class_weights": "maskprep.weighting",
     "discover": "maskprep.ingest",
+    "example_store": "maskprep.tools.sample_data",
     "format_inspection": "maskprep.tools.inspect_text",
     "inspect_store": "maskprep.tools.inspect",
-    "load_recipe": "maskprep.recipes.recipe",
+    "load_recipe": "maskprep.recipes",
     "make_sample": "maskprep.tools.sample_data",
     "open_shards": "maskprep.reader",
     "preview": "maskprep.tools.preview",
@@ -83,6 +84,7 @@ __all__ = [
     "build_weights",
     "class_weights",
     "discover",
+    "example_store",
     "format_inspection",
     "inspect_store",
     "load_recipe",
@@ -115,7 +117,7 @@ if TYPE_CHECKING:  # static checkers see the real names
     from maskprep.ingest import Layout, available_layouts, discover, read_sample
     from maskprep.pipeline import BuildSummary, ReweightSummary, build_weights, reweight
     from maskprep.reader import Shards, open_shards
-    from maskprep.recipes.recipe import Recipe, load_recipe
+    from maskprep.recipes import Recipe, load_recipe
     from maskprep.store import StoreMetadata
     from maskprep.targets import (
         Target,
@@ -126,7 +128,7 @@ if TYPE_CHECKING:  # static checkers see the real names
     from maskprep.tools.inspect import inspect_store
     from maskprep.tools.inspect_text import format_inspection
     from maskprep.tools.preview import preview
-    from maskprep.tools.sample_data import make_sample
+    from maskprep.tools.sample_data import example_store, make_sample
     from maskprep.tools.verify import VerifyReport, verify_store
     from maskprep.voidfill import semantic_labels
     from maskprep.weighting import (

@@ -7,11 +7,12 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from maskprep.errors import check_known_keys
 from maskprep.ingest import LAYOUTS, SourceSpec, available_layouts
 from maskprep.weighting import ClassWeightConfig
 
 if TYPE_CHECKING:
-    from maskprep.recipes.recipe import Recipe
+    from maskprep.recipes import Recipe
 
 __all__ = ["BORDER_REGIONS", "BuildConfig"]
 
@@ -28,7 +29,7 @@ class BuildConfig:
     paths, split, the source value -> class mapping and where instance ids
     come from. It is None for the instances and dsb2018 layouts, whose classes
     are background and object. :meth:`from_recipe` makes a config from a
-    recipe (see :mod:`maskprep.recipes.recipe`).
+    recipe (see :mod:`maskprep.recipes`).
 
     Examples
     --------
@@ -175,10 +176,7 @@ class BuildConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BuildConfig:
         """Build a validated config from :meth:`to_dict` output (unknown keys are an error)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown build option(s): {', '.join(sorted(unknown))}")
+        check_known_keys(data, {f.name for f in fields(cls)}, "build option")
         kwargs = dict(data)
         if isinstance(kwargs.get("class_weights"), dict):
             kwargs["class_weights"] = ClassWeightConfig.from_dict(kwargs["class_weights"])
@@ -203,7 +201,7 @@ class BuildConfig:
     ) -> BuildConfig:
         """Config for building ``dataset_dir`` with a recipe.
 
-        ``recipe`` is a :class:`~maskprep.recipes.recipe.Recipe`, a recipe name
+        ``recipe`` is a :class:`~maskprep.recipes.Recipe`, a recipe name
         (``"camvid"``) or a path to a TOML file. The recipe's class list may
         come from the dataset (CamVid ``codes.txt``, COCO categories), hence
         ``dataset_dir``. Keyword arguments override the recipe's build
@@ -220,7 +218,7 @@ class BuildConfig:
         >>> cfg.layout, cfg.w0, cfg.class_names
         ('dsb2018', 5.0, ('background', 'object'))
         """
-        from maskprep.recipes.recipe import Recipe, load_recipe
+        from maskprep.recipes import Recipe, load_recipe
 
         if not isinstance(recipe, Recipe):
             recipe = load_recipe(recipe)

@@ -7,7 +7,7 @@ print it without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "MaskprepError", "PluginError", "StoreError"]
+__all__ = ["DataError", "MaskprepError", "PluginError", "StoreError", "check_known_keys"]
 
 
 class MaskprepError(Exception):
@@ -24,3 +24,21 @@ class StoreError(MaskprepError):
 
 class PluginError(MaskprepError):
     """A registered plugin (layout, target, scheme) is broken or clashes with another."""
+
+
+def check_known_keys(data: object, known: object, what: str) -> None:
+    """ValueError naming the keys of ``data`` that are not in ``known``.
+
+    Shared by the ``from_dict`` of maskprep's config dataclasses.
+
+    Examples
+    --------
+    >>> check_known_keys({"w0": 1, "sigm": 2}, {"w0", "sigma"}, "build option")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown build option(s): sigm
+    """
+    unknown = sorted(set(data) - set(known))  # type: ignore[call-overload]
+    if unknown:
+        raise ValueError(f"unknown {what}(s): {', '.join(unknown)}")
+

@@ -32,7 +32,7 @@ from maskprep import (
     verify_store,
 )
 from maskprep.cli import main
-from maskprep.recipes.recipe import Recipe, RecipeError, available_recipes, load_recipe
+from maskprep.recipes import Recipe, RecipeError, available_recipes, load_recipe
 from maskprep.weighting import ClassWeightConfig
 
 pycocotools_mask = pytest.importorskip("pycocotools.mask")

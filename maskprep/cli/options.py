@@ -280,7 +280,7 @@ def build_config(ctx: click.Context, dataset_dir: Path) -> BuildConfig:
     names = [n for n in params if n in _BUILD_FIELDS]
     if params.get("recipe") is None:
         return BuildConfig(**{n: params[n] for n in names}, class_weights=class_weight_config(ctx))
-    from maskprep.recipes.recipe import load_recipe
+    from maskprep.recipes import load_recipe
 
     recipe = load_recipe(params["recipe"])
     # "auto" (detect the layout) agrees with any recipe.

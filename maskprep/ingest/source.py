@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from maskprep.errors import check_known_keys
 from maskprep.ingest.model import (
     CITYSCAPES_INSTANCE_FACTOR,
     INSTANCE_SOURCES,
@@ -26,7 +27,7 @@ IMAGE_MODES = ("L", "LA", "RGB", "RGBA", "I", "I;16")
 class SourceSpec:
     """How to find and decode a dataset of the semantic, cityscapes or coco layout.
 
-    Normally made from a recipe (:meth:`maskprep.recipes.recipe.Recipe.build_config`);
+    Normally made from a recipe (:meth:`maskprep.recipes.Recipe.build_config`);
     part of :class:`~maskprep.config.BuildConfig` and so of every store's
     metadata. Everything here is explicit: class names and sources are
     resolved, so a store can be re-derived without the recipe.
@@ -199,10 +200,7 @@ class SourceSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SourceSpec:
         """Validated spec from :meth:`to_dict` output (unknown keys are an error)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown source option(s): {', '.join(sorted(unknown))}")
+        check_known_keys(data, {f.name for f in fields(cls)}, "source option")
         kwargs = dict(data)
         for key in ("splits", "label_map"):
             if key in kwargs:

@@ -104,13 +104,10 @@ def reweight(
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from maskprep import ClassWeightConfig, build_weights, make_sample, open_shards
-    >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = build_weights(make_sample(tmp / "d", n_images=3, size=(16, 16)), tmp / "o.zarr",
-    ...                   scheduler="sync")
-    >>> s = reweight(tmp / "o.zarr", ClassWeightConfig(scheme="none"), scheduler="sync")
-    >>> open_shards(tmp / "o.zarr").class_weights.tolist()
+    >>> from maskprep import ClassWeightConfig, example_store, open_shards
+    >>> store = example_store(n_images=3)
+    >>> s = reweight(store, ClassWeightConfig(scheme="none"), scheduler="sync")
+    >>> open_shards(store).class_weights.tolist()
     [1.0, 1.0]
     """
     import dask

@@ -196,12 +196,9 @@ class Shards:
 
         Examples
         --------
-        >>> import tempfile, pathlib
-        >>> from maskprep import build_weights, make_sample
-        >>> tmp = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = build_weights(make_sample(tmp / "d", n_images=3, size=(16, 16)),
-        ...                   tmp / "o.zarr", scheduler="sync")
-        >>> batch = open_shards(tmp / "o.zarr").read_batch([2, 0])
+        >>> from maskprep import example_store
+        >>> store = example_store(n_images=3)
+        >>> batch = open_shards(store).read_batch([2, 0])
         >>> batch["labels"].shape, batch["index"].tolist()
         ((2, 16, 16), [2, 0])
         """
@@ -286,12 +283,9 @@ class Shards:
 
         Examples
         --------
-        >>> import tempfile, pathlib
-        >>> from maskprep import build_weights, make_sample
-        >>> tmp = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = build_weights(make_sample(tmp / "d", n_images=5, size=(16, 16)),
-        ...                   tmp / "o.zarr", scheduler="sync")
-        >>> shards = open_shards(tmp / "o.zarr", arrays=("image", "labels", "weights"))
+        >>> from maskprep import example_store
+        >>> store = example_store(n_images=5)
+        >>> shards = open_shards(store, arrays=("image", "labels", "weights"))
         >>> for batch in shards.batches(2, seed=0, rank=1, world_size=2):
         ...     print(sorted(batch), batch["weights"].shape)
         ['image', 'index', 'labels', 'shape', 'weights'] (2, 16, 16)
@@ -367,12 +361,9 @@ def open_shards(
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from maskprep import build_weights, make_sample
-    >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = build_weights(make_sample(tmp / "d", n_images=2, size=(16, 16)), tmp / "o.zarr",
-    ...                   scheduler="sync")
-    >>> shards = open_shards(tmp / "o.zarr")
+    >>> from maskprep import example_store
+    >>> store = example_store(n_images=2)
+    >>> shards = open_shards(store)
     >>> len(shards), shards.void_label, sorted(shards[0])
     (2, 255, ['image', 'instances', 'labels', 'weights'])
     """

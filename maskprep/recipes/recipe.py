@@ -1,97 +1,9 @@
-"""Recipes: declarative descriptions of dataset layouts, in TOML.
+"""The :class:`Recipe` dataclass: a validated dataset description and its build config."""
 
-A recipe says where a dataset's images and masks are, what the mask values
-mean (classes, void), where instance ids come from, how the data is split, and
-optionally default build options. maskprep ships recipes for common layouts
-in ``pipelines/`` (``maskprep/pipelines`` in an installed wheel)::
-
-    maskprep build-weights data/camvid -o camvid.zarr --recipe camvid
-    maskprep build-weights data/camvid -o camvid.zarr --recipe my/camvid.toml
-
-A bare name is looked up among the bundled recipes; anything containing a
-``/`` or ending in ``.toml`` is a file. Options given explicitly on the command
-line override the recipe's ``[build]`` defaults.
-
-Keys (unknown keys are an error naming the key and the file):
-
-``layout`` (required)
-    ``instances`` or ``dsb2018`` (the built-in layouts, classes background and
-    object), ``semantic`` (class-index masks), ``cityscapes``
-    (``*_gtFine_instanceIds.png``) or ``coco`` (instance annotation JSON).
-``description``
-    Free text.
-``images``, ``labels``
-    Path patterns relative to the dataset directory, with ``{field}``
-    placeholders, each standing for part of one path component:
-    ``images = "images/{stem}.png"``, ``labels = "labels/{stem}_P.png"``.
-    ``{stem}`` is the sample id; ``{split}`` is the split directory (see
-    ``split``); other fields (``{city}``) only have to agree between image and
-    mask. Every image needs its mask and every mask its image. For ``coco``,
-    ``images`` is filled in from the annotation file's fields and each image's
-    ``{file_name}`` (e.g. ``"{split}/{file_name}"``).
-``annotations``
-    coco: pattern of the annotation files, e.g.
-    ``"annotations/instances_{split}.json"``.
-``class_names`` or ``codes_file``
-    The class list: names, or a text file in the dataset with one name a
-    line (CamVid's ``codes.txt``). Without ``label_map``, mask value ``i``
-    is the ``i``-th name. coco takes its classes from the categories:
-    ``background`` then each category, in category id order.
-``void_classes``
-    Names in the class list whose mask values mean void (CamVid's ``Void``).
-    They are left out of the classes, and the remaining classes keep their
-    order, so the class indices after a void class shift down by one (the
-    store's ``config.source.label_map`` records the mapping).
-``label_map``
-    Table source value -> class (index into the class list, or name), e.g.
-    Cityscapes label id -> train id. With it, only listed values and
-    ``void_values`` are allowed. Source values go up to 65535.
-``void_values``
-    Source values that mean void (Cityscapes' label ids with train id 255).
-``unlabeled_value``
-    A mask value meaning "not annotated" (void); the ``--unlabeled-value``
-    option overrides it. For ``semantic`` it may be 0.
-``instances``
-    ``"layout"`` (Cityscapes ids, COCO annotations; default for those),
-    ``"connected-components"`` (default for ``semantic``) or ``"none"``.
-``instance_classes``
-    With ``connected-components``: class names whose connected components
-    are instances (default: every class but class 0). Other classes are
-    "stuff": instance 0, background for the border term.
-``split``
-    ``"valid.txt"`` (default; any file name: validation stems or file names,
-    one a line; absent file = everything is train), ``"directory"`` (the
-    ``{split}`` field, mapped by ``splits``; default for coco) or ``"none"``.
-``splits``
-    Table ``{split}`` value -> ``"train"`` or ``"valid"``; samples under
-    other values (Cityscapes ``test``) are left out.
-``image_mode``
-    Pillow mode images are converted to, e.g. ``"RGB"`` (COCO has some
-    greyscale images).
-``[build]``
-    Default build options: ``void_label``, ``class_weights`` (a scheme name
-    or a table of :class:`~maskprep.ClassWeightConfig` fields), ``w0``,
-    ``sigma``, ``border_region``, ``tolerance``, ``spacing``, ``shard_size``,
-    ``zstd_level``, ``max_pixels``.
-
-Mask values that the recipe declares neither as a class nor as void are an
-error naming the file and the value; a value equal to the void label gets its
-own message (declare it void, or choose another void label). How each layout
-is read, and how instance ids are numbered, is described in
-:mod:`maskprep.ingest`.
-
-A recipe is only a description: the build stores the resolved classes and
-mapping (:class:`~maskprep.ingest.SourceSpec`) in its metadata, so a store
-built with ``--recipe camvid`` equals one built with the same recipe given by
-path.
-"""
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -99,33 +11,22 @@ from typing import Any
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError
 from maskprep.ingest import RECIPE_LAYOUTS, SourceSpec, coco_categories
-from maskprep.weighting import ClassWeightConfig
+from maskprep.recipes.fields import (
+    BUILD_KEYS,
+    FLOAT_KEYS,
+    RecipeError,
+    build_pairs,
+    int_key,
+    nonnegative_int,
+    read_codes,
+    toml_value,
+    typed,
+    unknown_key,
+)
 
-__all__ = [
-    "BUILD_KEYS",
-    "RECIPE_LAYOUTS_ALL",
-    "Recipe",
-    "RecipeError",
-    "available_recipes",
-    "load_recipe",
-    "read_recipe",
-    "recipe_dir",
-]
+__all__ = ["RECIPE_LAYOUTS_ALL", "Recipe"]
 
 RECIPE_LAYOUTS_ALL = ("instances", "dsb2018", *RECIPE_LAYOUTS)
-BUILD_KEYS = (
-    "void_label",
-    "class_weights",
-    "w0",
-    "sigma",
-    "border_region",
-    "tolerance",
-    "spacing",
-    "shard_size",
-    "zstd_level",
-    "max_pixels",
-)
-_FLOAT_KEYS = ("w0", "sigma", "tolerance")
 _STRING_KEYS = frozenset(
     {"layout", "description", "images", "labels", "annotations", "codes_file"}
     | {"instances", "split", "image_mode"}
@@ -161,10 +62,6 @@ _DEFAULT_INSTANCES = {"semantic": "connected-components", "cityscapes": "layout"
 _DEFAULT_SPLIT = {"semantic": "valid.txt", "cityscapes": "valid.txt", "coco": "directory"}
 
 
-class RecipeError(DataError):
-    """A recipe file is invalid (the message names the file and the key)."""
-
-
 @dataclass(frozen=True)
 class Recipe:
     """A parsed, validated recipe; the keys are described in the module docstring.
@@ -185,7 +82,7 @@ class Recipe:
     >>> Recipe.from_dict({"layout": "semantic", "lables": "x"}, origin="my.toml")
     Traceback (most recent call last):
     ...
-    maskprep.recipes.recipe.RecipeError: my.toml: unknown key 'lables' (did you mean 'labels'?)
+    maskprep.recipes.fields.RecipeError: my.toml: unknown key 'lables' (did you mean 'labels'?)
     """
 
     layout: str
@@ -302,7 +199,7 @@ class Recipe:
         kwargs = dict(self.build)
         unknown = sorted(set(kwargs) - set(BUILD_KEYS))
         if unknown:
-            raise self._fail(_unknown_key(unknown[0], BUILD_KEYS, "[build] "))
+            raise self._fail(unknown_key(unknown[0], BUILD_KEYS, "[build] "))
         trial = {k: v for k, v in kwargs.items() if k != "void_label"}
         void_label = kwargs.get("void_label")
         if void_label is not None and (
@@ -340,37 +237,38 @@ class Recipe:
         known = [f.name for f in fields(cls) if f.name != "origin"]
         for key in data:
             if key not in known:
-                raise fail(_unknown_key(key, known))
+                raise fail(unknown_key(key, known))
         if "layout" not in data:
             raise fail(f"missing key 'layout' ({', '.join(RECIPE_LAYOUTS_ALL)})")
         kwargs: dict[str, Any] = {"origin": origin}
         for key, value in data.items():
             if key in _STRING_KEYS:
-                kwargs[key] = _typed(value, str, key, fail)
+                kwargs[key] = typed(value, str, key, fail)
             elif key in ("class_names", "void_classes", "instance_classes"):
                 kwargs[key] = tuple(
-                    _typed(v, str, key, fail) for v in _typed(value, list, key, fail)
+                    typed(v, str, key, fail) for v in typed(value, list, key, fail)
                 )
             elif key == "void_values":
-                kwargs[key] = tuple(_int(v, key, fail) for v in _typed(value, list, key, fail))
+                values = typed(value, list, key, fail)
+                kwargs[key] = tuple(nonnegative_int(v, key, fail) for v in values)
             elif key == "unlabeled_value":
-                kwargs[key] = _int(value, key, fail)
+                kwargs[key] = nonnegative_int(value, key, fail)
             elif key == "label_map":
                 pairs: list[tuple[int, int | str]] = []
-                for k, v in _typed(value, dict, key, fail).items():
-                    src = _int_key(k, key, fail)
+                for k, v in typed(value, dict, key, fail).items():
+                    src = int_key(k, key, fail)
                     if isinstance(v, str):
                         pairs.append((src, v))
                     else:
-                        pairs.append((src, _int(v, f"{key}.{k}", fail)))
+                        pairs.append((src, nonnegative_int(v, f"{key}.{k}", fail)))
                 kwargs[key] = tuple(sorted(pairs, key=lambda p: p[0]))
             elif key == "splits":
-                table = _typed(value, dict, key, fail)
+                table = typed(value, dict, key, fail)
                 kwargs[key] = tuple(
-                    sorted((str(k), _typed(v, str, f"{key}.{k}", fail)) for k, v in table.items())
+                    sorted((str(k), typed(v, str, f"{key}.{k}", fail)) for k, v in table.items())
                 )
             elif key == "build":
-                kwargs[key] = _build_pairs(_typed(value, dict, key, fail), fail)
+                kwargs[key] = build_pairs(typed(value, dict, key, fail), fail)
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -385,7 +283,7 @@ class Recipe:
             elif f.name == "splits":
                 value = dict(value)
             elif f.name == "build":
-                value = {k: _toml_value(v) for k, v in value}
+                value = {k: toml_value(v) for k, v in value}
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -411,7 +309,7 @@ class Recipe:
             raise ValueError(f"{fixed[0]} is set by the recipe {self.origin}")
         root = Path(dataset_dir)
         kwargs: dict[str, Any] = {**self.defaults, **overrides, "layout": self.layout}
-        for key in _FLOAT_KEYS:
+        for key in FLOAT_KEYS:
             if isinstance(kwargs.get(key), int):
                 kwargs[key] = float(kwargs[key])
         if self.layout in RECIPE_LAYOUTS:
@@ -444,7 +342,7 @@ class Recipe:
             listed = list(self.class_names)
         else:
             assert self.codes_file is not None
-            listed = _read_codes(root, self.codes_file)
+            listed = read_codes(root, self.codes_file)
             where = str(root / self.codes_file)
         if self.label_map:
             pairs = []
@@ -492,179 +390,7 @@ class Recipe:
         return tuple(out)
 
 
-def _toml_value(value: Any) -> Any:
-    if isinstance(value, ClassWeightConfig):
-        # TOML has no null: unset parameters are left out (from_dict restores them).
-        return {k: v for k, v in value.to_dict().items() if v is not None}
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _unknown_key(key: str, known: Any, prefix: str = "") -> str:
-    close = difflib.get_close_matches(str(key), list(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
-    return f"unknown key {prefix}{key!r}{hint}"
-
-
-def _typed(value: Any, kind: type, key: str, fail: Any) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise fail(f"{key} must be a {kind.__name__}, got {value!r}")
-    return value
-
-
-def _int(value: Any, key: str, fail: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise fail(f"{key} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _int_key(key: str, where: str, fail: Any) -> int:
-    try:
-        value = int(key)
-    except ValueError:
-        raise fail(f"{where}: key {key!r} is not an integer source value") from None
-    if value < 0:
-        raise fail(f"{where}: key {key!r} is negative")
-    return value
-
-
-def _build_pairs(table: dict[str, Any], fail: Any) -> tuple[tuple[str, Any], ...]:
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in BUILD_KEYS:
-            raise fail(_unknown_key(key, BUILD_KEYS, "[build] "))
-        if key == "class_weights":
-            try:
-                if isinstance(value, str):
-                    value = ClassWeightConfig(scheme=value)
-                elif isinstance(value, dict):
-                    value = ClassWeightConfig.from_dict(value)
-                else:
-                    raise fail("[build] class_weights must be a scheme name or a table")
-            except ValueError as exc:
-                if isinstance(exc, RecipeError):
-                    raise
-                raise fail(f"[build] class_weights: {exc}") from None
-        elif key == "spacing":
-            if not isinstance(value, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-            ):
-                raise fail(f"[build] spacing must be a list of numbers, got {value!r}")
-            value = tuple(float(v) for v in value)
-        elif key in _FLOAT_KEYS:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise fail(f"[build] {key} must be a number, got {value!r}")
-            value = float(value)
-            if not math.isfinite(value):
-                raise fail(f"[build] {key} must be finite, got {value!r}")
-        elif key == "border_region":
-            value = _typed(value, str, f"[build] {key}", fail)
-        elif key == "zstd_level":
-            value = _typed(value, int, f"[build] {key}", fail)
-        else:
-            value = _int(value, f"[build] {key}", fail)
-        out[key] = value
-    return tuple(sorted(out.items()))
-
-
 def _relative(path: str, key: str, recipe: Recipe) -> None:
     p = Path(path)
     if p.is_absolute() or ".." in p.parts:
         raise recipe._fail(f"{key} must be a path inside the dataset, got {path!r}")
-
-
-def _read_codes(root: Path, name: str) -> list[str]:
-    path = root / name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: the recipe's codes_file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the class names: {exc}") from None
-    names = [line.strip() for line in text.splitlines() if line.strip()]
-    if not names:
-        raise DataError(f"{path}: lists no class names")
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise DataError(f"{path}: class name {dup[0]!r} appears twice")
-    return names
-
-
-def recipe_dir() -> Path:
-    """The folder of the bundled recipes.
-
-    ``maskprep/pipelines`` in an installed wheel, ``<repo>/pipelines`` in a
-    source checkout or editable install.
-    """
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "pipelines", package.parent / "pipelines"):
-        if candidate.is_dir():
-            return candidate
-    return package / "pipelines"
-
-
-def available_recipes() -> dict[str, Path]:
-    """Bundled recipes by name (file stem)."""
-    folder = recipe_dir()
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(folder.glob("*.toml")) if not p.name.startswith(".")}
-
-
-def read_recipe(path: str | os.PathLike[str]) -> Recipe:
-    """Parse and validate one recipe file.
-
-    Raises
-    ------
-    RecipeError
-        Naming the file, if it is missing, not TOML, or not a valid recipe.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError(f"{p}: recipe file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeError(f"{p}: cannot read the recipe: {exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{p}: not valid TOML: {exc}") from None
-    return Recipe.from_dict(data, origin=str(p))
-
-
-def load_recipe(ref: str | os.PathLike[str] | Recipe) -> Recipe:
-    """A recipe by bundled name (``"camvid"``) or by path (``"my/camvid.toml"``).
-
-    A string containing ``/`` (or the OS separator) or ending in ``.toml`` is
-    a path; anything else a name.
-
-    Raises
-    ------
-    ValueError
-        For an unknown name (the message lists the bundled recipes).
-    RecipeError
-        For a missing or invalid recipe file.
-
-    Examples
-    --------
-    >>> sorted(available_recipes())
-    ['camvid', 'cityscapes', 'coco', 'dsb2018', 'partial']
-    >>> load_recipe("camvid").layout
-    'semantic'
-    >>> load_recipe("camvd")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown recipe 'camvd'; bundled recipes: camvid, cityscapes, ...
-    """
-    if isinstance(ref, Recipe):
-        return ref
-    text = os.fspath(ref)
-    if isinstance(ref, os.PathLike) or "/" in text or os.sep in text or text.endswith(".toml"):
-        return read_recipe(text)
-    table = available_recipes()
-    if text not in table:
-        raise ValueError(
-            f"unknown recipe {text!r}; bundled recipes: {', '.join(sorted(table)) or 'none'} "
-            "(or give the path of a .toml file)"
-        )
-    return read_recipe(table[text])

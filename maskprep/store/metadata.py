@@ -168,12 +168,9 @@ class StoreMetadata:
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from maskprep import build_weights, make_sample, open_shards
-    >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = build_weights(make_sample(tmp / "d", n_images=2, size=(16, 16)), tmp / "o.zarr",
-    ...                   scheduler="sync")
-    >>> meta = open_shards(tmp / "o.zarr").store_metadata
+    >>> from maskprep import example_store, open_shards
+    >>> store = example_store(n_images=2)
+    >>> meta = open_shards(store).store_metadata
     >>> meta.class_names, meta.stage, StoreMetadata.from_dict(meta.to_dict()) == meta
     (('background', 'object'), 'complete', True)
     """

@@ -157,12 +157,9 @@ def inspect_store(
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from maskprep import build_weights, make_sample
-    >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = build_weights(make_sample(tmp / "d", n_images=5, size=(32, 32)), tmp / "o.zarr",
-    ...                   scheduler="sync")
-    >>> info = inspect_store(tmp / "o.zarr")
+    >>> from maskprep import example_store
+    >>> store = example_store(n_images=5, size=(32, 32))
+    >>> info = inspect_store(store)
     >>> info["complete"], info["samples"]["by_split"], [c["name"] for c in info["classes"]]
     (True, {'train': 4, 'valid': 1}, ['background', 'object'])
     """

@@ -36,12 +36,9 @@ def format_inspection(info: Mapping[str, Any]) -> str:
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from maskprep import build_weights, inspect_store, make_sample
-    >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = build_weights(make_sample(tmp / "d", n_images=5, size=(32, 32)), tmp / "o.zarr",
-    ...                   scheduler="sync")
-    >>> print(format_inspection(inspect_store(tmp / "o.zarr")).splitlines()[2])
+    >>> from maskprep import example_store, inspect_store
+    >>> store = example_store(n_images=5, size=(32, 32))
+    >>> print(format_inspection(inspect_store(store)).splitlines()[2])
     Samples: 5 (train 4, valid 1)
     """
     lines: list[str] = []

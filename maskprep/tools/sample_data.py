@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -189,3 +190,29 @@ def make_sample(
     (root / "valid.txt").write_text("".join(f"{s}\n" for s in valid), encoding="utf-8")
     marker.write_text(json.dumps(recipe), encoding="utf-8")  # written last: complete
     return root
+
+
+def example_store(
+    n_images: int = 3, size: tuple[int, ...] = (16, 16), **options: Any
+) -> Path:
+    """Build a small store from :func:`make_sample` data in a new temporary directory.
+
+    For examples and quick experiments: ``options`` are :class:`~maskprep.BuildConfig`
+    fields (``w0=5.0``, ...). Runs on the synchronous scheduler.
+
+    Examples
+    --------
+    >>> from maskprep import open_shards
+    >>> len(open_shards(example_store(n_images=2)))
+    2
+    """
+    import tempfile
+
+    from maskprep.config import BuildConfig
+    from maskprep.pipeline import build_weights
+
+    tmp = Path(tempfile.mkdtemp(prefix="maskprep-example-"))
+    data = make_sample(tmp / "d", n_images=n_images, size=size)
+    build_weights(data, tmp / "o.zarr", BuildConfig(**options), scheduler="sync")
+    return tmp / "o.zarr"
+

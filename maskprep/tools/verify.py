@@ -109,12 +109,9 @@ def verify_store(
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from maskprep import build_weights, make_sample
-    >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = build_weights(make_sample(tmp / "d", n_images=2, size=(16, 16)), tmp / "o.zarr",
-    ...                   scheduler="sync")
-    >>> verify_store(tmp / "o.zarr").ok
+    >>> from maskprep import example_store
+    >>> store = example_store(n_images=2)
+    >>> verify_store(store).ok
     True
     """
     loc = Location.parse(target, storage_options)

@@ -124,12 +124,9 @@ class ShardDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from maskprep import build_weights, make_sample
-    >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = build_weights(make_sample(tmp / "d", n_images=4, size=(16, 16)), tmp / "o.zarr",
-    ...                   scheduler="sync")
-    >>> ds = ShardDataset(tmp / "o.zarr", split="train")
+    >>> from maskprep import example_store
+    >>> store = example_store(n_images=4)
+    >>> ds = ShardDataset(store, split="train")
     >>> loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=ds.collate)
     >>> batch = next(iter(loader))
     >>> batch["labels"].shape, batch["labels"].dtype, batch["weights"].dtype
@@ -223,12 +220,9 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):  # type: ignore[ty
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from maskprep import build_weights, make_sample
-    >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = build_weights(make_sample(tmp / "d", n_images=5, size=(16, 16)), tmp / "o.zarr",
-    ...                   scheduler="sync")
-    >>> ds = ShardIterableDataset(tmp / "o.zarr", batch_size=2, seed=0)
+    >>> from maskprep import example_store
+    >>> store = example_store(n_images=5)
+    >>> ds = ShardIterableDataset(store, batch_size=2, seed=0)
     >>> loader = torch.utils.data.DataLoader(ds, batch_size=None)
     >>> [b["labels"].shape[0] for b in loader], len(loader)
     ([2, 2, 1], 3)

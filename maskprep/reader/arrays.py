@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -249,32 +250,38 @@ def zarr_open(loc: Location, name: str) -> Any:
         raise StoreError(f"{loc}/{name}: cannot open array ({e})") from None
 
 
+def _try_direct(make: Callable[[], DirectArray], where: str, backend: str) -> DirectArray | None:
+    """The direct decoder, or None to fall back to zarr-python (unless ``backend="direct"``)."""
+    try:
+        return make()
+    except UnsupportedFormat as e:
+        if backend == "direct":
+            raise StoreError(f"{where}: cannot be decoded directly ({e})") from None
+    except (KeyError, TypeError, ValueError) as e:
+        if backend == "direct":
+            raise StoreError(f"{where}: unexpected array metadata ({e})") from None
+    return None
+
+
 def open_array(loc: Location, name: str, files: ShardFiles, backend: str) -> SampleSource:
     if loc.is_local:
         path = loc.path / name
         if not (path / "zarr.json").is_file():
             raise StoreError(f"{path}: missing array {name!r}")
         if backend != "zarr":
-            try:
-                return DirectArray(path, name, files)
-            except UnsupportedFormat as e:
-                if backend == "direct":
-                    raise StoreError(f"{path}: cannot be decoded directly ({e})") from None
-            except (KeyError, TypeError, ValueError) as e:
-                if backend == "direct":
-                    raise StoreError(f"{path}: unexpected array metadata ({e})") from None
+            direct = _try_direct(lambda: DirectArray(path, name, files), str(path), backend)
+            if direct is not None:
+                return direct
     elif backend != "zarr":
         raw = loc.read_bytes(f"{name}/zarr.json")
         if raw is None:
             raise StoreError(f"{loc}/{name}: missing array {name!r}")
         _, root = loc.filesystem()
         remote = files if isinstance(files, RemoteFiles) else RemoteFiles(loc)
-        try:
-            return DirectArray(f"{root}/{name}", name, remote, doc=json.loads(raw))
-        except UnsupportedFormat as e:
-            if backend == "direct":
-                raise StoreError(f"{loc}/{name}: cannot be decoded directly ({e})") from None
-        except (KeyError, TypeError, ValueError) as e:
-            if backend == "direct":
-                raise StoreError(f"{loc}/{name}: unexpected array metadata ({e})") from None
+        doc = json.loads(raw)
+        direct = _try_direct(
+            lambda: DirectArray(f"{root}/{name}", name, remote, doc=doc), f"{loc}/{name}", backend
+        )
+        if direct is not None:
+            return direct
     return ZarrArray(loc, name)

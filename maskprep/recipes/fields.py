@@ -18,6 +18,7 @@ __all__ = [
     "int_key",
     "nonnegative_int",
     "read_codes",
+    "read_text",
     "toml_value",
     "typed",
     "unknown_key",
@@ -121,14 +122,19 @@ def build_pairs(table: dict[str, Any], fail: Any) -> tuple[tuple[str, Any], ...]
     return tuple(sorted(out.items()))
 
 
+def read_text(path: Path, what: str, missing: str, error: type[DataError] = DataError) -> str:
+    """The UTF-8 text of ``path``; ``error`` naming the file if it is missing or unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read {what}: {exc}") from None
+
+
 def read_codes(root: Path, name: str) -> list[str]:
     path = root / name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: the recipe's codes_file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the class names: {exc}") from None
+    text = read_text(path, "the class names", "the recipe's codes_file does not exist")
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise DataError(f"{path}: lists no class names")

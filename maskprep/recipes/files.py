@@ -6,7 +6,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from maskprep.recipes.fields import RecipeError
+from maskprep.recipes.fields import RecipeError, read_text
 from maskprep.recipes.recipe import Recipe
 
 __all__ = ["available_recipes", "load_recipe", "read_recipe", "recipe_dir"]
@@ -42,12 +42,7 @@ def read_recipe(path: str | os.PathLike[str]) -> Recipe:
         Naming the file, if it is missing, not TOML, or not a valid recipe.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError(f"{p}: recipe file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeError(f"{p}: cannot read the recipe: {exc}") from None
+    text = read_text(p, "the recipe", "recipe file does not exist", RecipeError)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -15,20 +15,6 @@ from maskprep.store.codec import encode_shard
 from maskprep.store.location import Location
 from maskprep.store.metadata import StoreLayout, StoreMetadata
 
-__all__ = [
-    "create_store",
-    "done_shards",
-    "is_maskprep_store",
-    "mark_complete",
-    "read_attrs",
-    "read_metadata",
-    "read_store_metadata",
-    "record_shard",
-    "shard_checksums",
-    "write_metadata",
-    "write_shard",
-]
-
 _MARKERS = "_maskprep/shards"
 
 

@@ -1,0 +1,1 @@
+"""Training targets computed from instance images."""

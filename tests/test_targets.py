@@ -13,6 +13,7 @@ import itertools
 
 import numpy as np
 import pytest
+import stardist.utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -231,6 +232,18 @@ def edt_reference(lab: np.ndarray, spacing: tuple[float, ...] | None) -> np.ndar
     return out
 
 
+@pytest.fixture
+def edt_prob_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin edt_prob to its default scipy path.
+
+    With the optional seung-lab ``edt`` installed, stardist switches to it,
+    which normalises in float32 (last-bit differences); the scipy path and
+    maskprep both divide in float64, then round.
+    """
+    monkeypatch.setattr(stardist.utils, "_edt_available", False)
+
+
+@pytest.mark.usefixtures("edt_prob_scipy")
 @pytest.mark.parametrize(("name", "lab"), ALL, ids=ids(ALL))
 def test_distance_equals_stardist_edt_prob(name: str, lab: np.ndarray) -> None:
     got = distance_map(lab)
@@ -246,6 +259,7 @@ def test_distance_equals_stardist_edt_prob(name: str, lab: np.ndarray) -> None:
     np.testing.assert_array_equal(got, edt_reference(lab, None))
 
 
+@pytest.mark.usefixtures("edt_prob_scipy")
 @pytest.mark.parametrize(
     "spacing2", [(1.0, 0.5), (0.3, 1.7), (2.0, 2.0)], ids=["half", "odd", "double"]
 )

@@ -193,7 +193,12 @@ def _envelope_line(
 
 @numba.njit(nogil=True, cache=True)
 def _pass_axis(idx: np.ndarray, f: np.ndarray, axis: int, s: float, black: bool) -> None:
-    """Run the envelope along ``axis`` (1 or 0) over every run of one label."""
+    """Run the envelope along ``axis`` (1 or 0) over every run of one label.
+
+    Runs are found a block of 32 columns at a time, one row of the block
+    after the other: walking one column at a time down the image touches a
+    new page per pixel, and this is 2-3x faster.
+    """
     nz, ny, nx = idx.shape
     n = ny if axis == 1 else nz
     stride = nx if axis == 1 else ny * nx
@@ -203,34 +208,41 @@ def _pass_axis(idx: np.ndarray, f: np.ndarray, axis: int, s: float, black: bool)
     v = np.empty(n + 2, np.int64)
     gv = np.empty(n + 2, np.float64)
     zb = np.empty(n + 3, np.float64)
+    block = 32
+    run_label = np.empty(block, np.int64)
+    run_start = np.empty(block, np.int64)
     lf = idx.ravel()
     ff = f.ravel()
     for o in range(outer):
-        for x in range(nx):
-            base = (o * ny * nx if axis == 1 else o * nx) + x
-            t = 0
-            while t < n:
-                lv = lf[base + t * stride]
-                e = t + 1
-                while e < n and lf[base + e * stride] == lv:
-                    e += 1
-                if lv != 0:
-                    _envelope_line(
-                        ff,
-                        base,
-                        stride,
-                        t,
-                        e,
-                        t > 0 or black,
-                        e < n or black,
-                        s,
-                        q,
-                        g,
-                        v,
-                        gv,
-                        zb,
-                    )
-                t = e
+        origin = o * ny * nx if axis == 1 else o * nx
+        for x0 in range(0, nx, block):
+            width = min(block, nx - x0)
+            run_label[:] = -1
+            run_start[:] = 0
+            for t in range(n + 1):
+                row = origin + t * stride + x0
+                for c in range(width):
+                    lv = lf[row + c] if t < n else -1
+                    if lv != run_label[c]:
+                        a = run_start[c]
+                        if run_label[c] > 0:
+                            _envelope_line(
+                                ff,
+                                origin + x0 + c,
+                                stride,
+                                a,
+                                t,
+                                a > 0 or black,
+                                t < n or black,
+                                s,
+                                q,
+                                g,
+                                v,
+                                gv,
+                                zb,
+                            )
+                        run_label[c] = lv
+                        run_start[c] = t
 
 
 @numba.njit(nogil=True, cache=True)
@@ -363,38 +375,90 @@ def hover_2d(idx: np.ndarray, count: int) -> np.ndarray:
 
 @numba.njit(nogil=True, cache=True)
 def affinities(lab: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """``(Z, Y, X, C)`` uint8: 1 where pixel and ``offsets[c]`` neighbour share a nonzero id."""
+    """``(Z, Y, X, C)`` uint8: 1 where pixel and ``offsets[c]`` neighbour share a nonzero id.
+
+    Row by row, up to 8 channels at a time: each channel is one contiguous
+    (vectorised) pass setting its byte of a per-pixel uint64, and the words
+    are then stored whole where ``C`` is 1, 2, 4 or 8 (a 2D image's default
+    is 2). Storing each channel's byte straight into the channel-last
+    output instead was 3-4x slower.
+    """
     nz, ny, nx = lab.shape
     nc = offsets.shape[0]
-    out = np.zeros((nz, ny, nx, nc), np.uint8)
-    lf = lab.ravel()
-    lo = np.empty(nc, np.int64)
-    hi = np.empty(nc, np.int64)
-    delta = np.empty(nc, np.int64)
-    for c in range(nc):
-        delta[c] = (offsets[c, 0] * ny + offsets[c, 1]) * nx + offsets[c, 2]
+    out = np.empty((nz, ny, nx, nc), np.uint8)
+    word = np.empty(nx, np.uint64)
+    word_bytes = word.view(np.uint8)
     for z in range(nz):
         for y in range(ny):
-            for c in range(nc):
-                zz = z + offsets[c, 0]
-                yy = y + offsets[c, 1]
-                if 0 <= zz < nz and 0 <= yy < ny:
-                    lo[c] = max(0, -offsets[c, 2])
-                    hi[c] = min(nx, nx - offsets[c, 2])
-                else:
-                    lo[c] = 0
-                    hi[c] = 0
-            base = (z * ny + y) * nx
             row = lab[z, y]
-            o = out[z, y]
-            for x in range(nx):
-                v = row[x]
-                if v == 0:
-                    continue
-                for c in range(nc):
-                    if lo[c] <= x < hi[c] and lf[base + x + delta[c]] == v:
-                        o[x, c] = 1
+            o = out[z, y].ravel()
+            for g in range(0, nc, 8):
+                word[:] = 0
+                for c in range(g, min(g + 8, nc)):
+                    zz = z + offsets[c, 0]
+                    yy = y + offsets[c, 1]
+                    ox = offsets[c, 2]
+                    if not (0 <= zz < nz and 0 <= yy < ny):
+                        continue
+                    lo = min(max(0, -ox), nx)
+                    hi = max(min(nx, nx - ox), lo)
+                    a = row[lo:hi]
+                    b = lab[zz, yy, lo + ox : hi + ox]
+                    w = word[lo:hi]
+                    shift = np.uint64(8 * (c - g))
+                    for i in range(hi - lo):
+                        w[i] |= np.uint64((a[i] != 0) & (a[i] == b[i])) << shift
+                _store_words(o, word, word_bytes, nc, g)
     return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _store_words(o: np.ndarray, word: np.ndarray, word_bytes: np.ndarray, nc: int, g: int) -> None:
+    """Channels ``g .. g + 7`` of one output row from their per-pixel words (little-endian)."""
+    nx = word.size
+    if nc == 1:
+        for x in range(nx):
+            o[x] = np.uint8(word[x])
+    elif nc == 2:
+        o16 = o.view(np.uint16)
+        for x in range(nx):
+            o16[x] = np.uint16(word[x])
+    elif nc == 4:
+        o32 = o.view(np.uint32)
+        for x in range(nx):
+            o32[x] = np.uint32(word[x])
+    elif nc % 8 == 0:
+        o64 = o.view(np.uint64)
+        k = nc // 8
+        for x in range(nx):
+            o64[x * k + g // 8] = word[x]
+    else:
+        m = min(8, nc - g)
+        # A literal byte count per branch lets LLVM unroll the copy: 3-5x
+        # faster than a loop over a run-time count.
+        if m == 1:
+            _copy_bytes(o, word_bytes, nc, g, 1)
+        elif m == 2:
+            _copy_bytes(o, word_bytes, nc, g, 2)
+        elif m == 3:
+            _copy_bytes(o, word_bytes, nc, g, 3)
+        elif m == 4:
+            _copy_bytes(o, word_bytes, nc, g, 4)
+        elif m == 5:
+            _copy_bytes(o, word_bytes, nc, g, 5)
+        elif m == 6:
+            _copy_bytes(o, word_bytes, nc, g, 6)
+        elif m == 7:
+            _copy_bytes(o, word_bytes, nc, g, 7)
+        else:
+            _copy_bytes(o, word_bytes, nc, g, 8)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _copy_bytes(o: np.ndarray, word_bytes: np.ndarray, nc: int, g: int, m: int) -> None:
+    for x in range(word_bytes.size // 8):
+        for c in range(m):
+            o[x * nc + g + c] = word_bytes[x * 8 + c]
 
 
 # --------------------------------------------------------------------------

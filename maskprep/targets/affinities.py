@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -81,5 +82,7 @@ def affinities(
         offs = np.concatenate([np.zeros((offs.shape[0], 1), np.int64), offs], axis=1)
     if lab.size == 0:
         return np.zeros((*shape, offs.shape[0]), np.uint8)
+    if sys.byteorder != "little":  # pragma: no cover - no big-endian CI
+        raise NotImplementedError("affinities packs channels little-endian")
     out = _affinities(lab, np.ascontiguousarray(offs))
     return out.reshape((*shape, offs.shape[0]))

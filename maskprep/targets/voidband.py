@@ -44,8 +44,13 @@ def void_border_mask(instances: np.ndarray, *, width: float, mode: str = "betwee
     The mask is every pixel whose centre lies within Euclidean distance
     ``width`` of a border pixel's centre (``sqrt(d2) <= width`` in float64),
     so ``width=0`` gives the border pixels alone and the band is
-    ``2 * width + 2`` pixels across a straight border. The image edge is
-    not a border.
+    ``2 + 2 * floor(width)`` pixels across a straight border. The image
+    edge is not a border.
+
+    One pass finds the border pixels, then a windowed separable distance
+    transform (only offsets up to ``width`` can matter) marks the band:
+    8-11x faster than ``find_boundaries`` plus scipy's EDT at width 3 on
+    1024^2 (benchmarks/bench_targets.py).
 
     Examples
     --------

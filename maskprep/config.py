@@ -14,9 +14,20 @@ from maskprep.weighting import ClassWeightConfig
 if TYPE_CHECKING:
     from maskprep.recipes import Recipe
 
-__all__ = ["BORDER_REGIONS", "BuildConfig"]
+__all__ = ["BORDER_REGIONS", "VOID_BORDER_MODES", "BuildConfig"]
 
 BORDER_REGIONS = ("background", "all")
+VOID_BORDER_MODES = ("between", "around")
+# Options added after the first store format: left out of to_dict() at their
+# default, so the metadata of a store that does not use them is unchanged.
+_OMITTED_AT_DEFAULT = (
+    "targets",
+    "boundary_width",
+    "rays",
+    "affinity_offsets",
+    "void_border",
+    "void_border_mode",
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,11 @@ class BuildConfig:
     max_pixels: int = 2**28
     source: SourceSpec | None = None
     targets: tuple[str, ...] = ("weights",)
+    boundary_width: int = 1
+    rays: int = 32
+    affinity_offsets: tuple[tuple[int, ...], ...] | None = None
+    void_border: float = 0.0
+    void_border_mode: str = "between"
 
     def __post_init__(self) -> None:
         if self.layout == "auto" and isinstance(self.source, SourceSpec):
@@ -85,6 +101,7 @@ class BuildConfig:
             raise ValueError("unlabeled_value cannot be 0: 0 is background in instance masks")
         self._check_source()
         self._check_targets()
+        self._check_target_options()
         if not (math.isfinite(self.w0) and self.w0 >= 0):
             raise ValueError(f"w0 must be a finite number >= 0, got {self.w0}")
         if not (math.isfinite(self.sigma) and self.sigma > 0):
@@ -145,8 +162,30 @@ class BuildConfig:
         unknown = [t for t in names if t not in TARGETS]
         if unknown:
             raise ValueError(
-                f"targets: unknown target {unknown[0]!r}; available: "
+                f"targets names an unknown target {unknown[0]!r}; available: "
                 f"{', '.join(available_targets())}"
+            )
+
+    def _check_target_options(self) -> None:
+        if isinstance(self.boundary_width, bool) or not isinstance(self.boundary_width, int):
+            raise ValueError(f"boundary_width must be an integer >= 1, got {self.boundary_width!r}")
+        if self.boundary_width < 1:
+            raise ValueError(f"boundary_width must be an integer >= 1, got {self.boundary_width}")
+        if isinstance(self.rays, bool) or not isinstance(self.rays, int) or self.rays < 3:
+            raise ValueError(f"rays must be an integer >= 3, got {self.rays!r}")
+        if self.affinity_offsets is not None:
+            offsets = tuple(tuple(int(v) for v in o) for o in self.affinity_offsets)
+            if not offsets or any(not o or not any(o) for o in offsets):
+                raise ValueError(
+                    f"affinity_offsets must be non-zero offset vectors, got {self.affinity_offsets}"
+                )
+            object.__setattr__(self, "affinity_offsets", offsets)
+        if not (math.isfinite(self.void_border) and self.void_border >= 0):
+            raise ValueError(f"void_border must be a finite number >= 0, got {self.void_border}")
+        if self.void_border_mode not in VOID_BORDER_MODES:
+            raise ValueError(
+                f"void_border_mode must be one of {', '.join(VOID_BORDER_MODES)}, "
+                f"got {self.void_border_mode!r}"
             )
 
     @property
@@ -164,12 +203,12 @@ class BuildConfig:
                 if value is not None:
                     out[f.name] = value.to_dict()
                 continue
-            if f.name == "targets" and value == ("weights",):
-                continue  # the default: stores built before targets existed stay identical
+            if f.name in _OMITTED_AT_DEFAULT and value == f.default:
+                continue  # stores built before these options existed stay identical
             if isinstance(value, ClassWeightConfig):
                 value = value.to_dict()
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [list(v) if isinstance(v, tuple) else v for v in value]
             out[f.name] = value
         return out
 
@@ -182,12 +221,14 @@ class BuildConfig:
             kwargs["class_weights"] = ClassWeightConfig.from_dict(kwargs["class_weights"])
         if isinstance(kwargs.get("source"), dict):
             kwargs["source"] = SourceSpec.from_dict(kwargs["source"])
+        if isinstance(kwargs.get("affinity_offsets"), list):
+            kwargs["affinity_offsets"] = tuple(tuple(o) for o in kwargs["affinity_offsets"])
         for key in ("spacing", "class_names", "targets"):
             if isinstance(kwargs.get(key), list):
                 kwargs[key] = tuple(kwargs[key])
         if kwargs.get("spacing") is not None:
             kwargs["spacing"] = tuple(float(s) for s in kwargs["spacing"])
-        for key in ("w0", "sigma", "tolerance"):
+        for key in ("w0", "sigma", "tolerance", "void_border"):
             if isinstance(kwargs.get(key), int):
                 kwargs[key] = float(kwargs[key])
         return cls(**kwargs)

@@ -10,13 +10,14 @@ Imports only numpy and the ingest data model.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from maskprep.ingest import LoadedSample
 
-__all__ = ["labels_dtype", "sample_labels", "semantic_labels"]
+__all__ = ["labels_dtype", "sample_labels", "semantic_labels", "with_void_border"]
 
 
 def labels_dtype(void_label: int, num_classes: int) -> str:
@@ -57,3 +58,28 @@ def sample_labels(s: LoadedSample, void_label: int, dtype: Any = np.uint8) -> np
     if s.labels is None:
         return semantic_labels(s.instances, s.void, void_label, dtype)
     return s.labels.astype(dtype, copy=False)
+
+
+def with_void_border(s: LoadedSample, width: float, mode: str, void_label: int) -> LoadedSample:
+    """``s`` with a void band of ``width`` pixels at instance borders (VOC style).
+
+    ``mode="between"``: pixels within ``width`` of a border between two
+    different instances; ``"around"``: within ``width`` of every instance's
+    boundary, both sides (:func:`~maskprep.targets.voidband.void_border_mask`).
+    The band becomes void everywhere: in ``void``, in the labels, and
+    instance 0. ``width == 0`` returns ``s`` unchanged.
+    """
+    if width == 0:
+        return s
+    from maskprep.targets.voidband import void_border_mask
+
+    band = void_border_mask(s.instances, width=width, mode=mode)
+    void = s.void | band
+    instances = s.instances.copy()
+    instances[void] = 0
+    labels = None
+    if s.labels is not None:
+        labels = s.labels.copy()
+        labels[void] = void_label
+    return replace(s, void=void, instances=instances, labels=labels)
+

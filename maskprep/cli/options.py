@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from maskprep.config import BORDER_REGIONS, BuildConfig
+from maskprep.config import BORDER_REGIONS, VOID_BORDER_MODES, BuildConfig
 from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
 from maskprep.pipeline import SCHEDULERS
 from maskprep.weighting import NORMALIZATIONS, SCHEMES, ClassWeightConfig
@@ -49,6 +49,7 @@ CLASS_WEIGHT_PARAMS = tuple(f.name for f in dataclasses.fields(ClassWeightConfig
 DATASET_PARAMS = (
     *("layout", "recipe", "void_label", "unlabeled_value", *CLASS_WEIGHT_PARAMS),
     *("w0", "sigma", "border_region", "spacing"),
+    *("targets", "boundary_width", "rays", "affinity_offsets", "void_border", "void_border_mode"),
 )
 """Destinations of :func:`dataset_options`, in help order."""
 
@@ -114,6 +115,33 @@ def _parse_spacing(
     except ValueError:
         raise click.BadParameter(
             f"expected comma-separated numbers such as 1,0.5,0.5, got {value!r}", ctx, param
+        ) from None
+
+
+class _Names(click.ParamType):
+    """Comma-separated names -> a tuple of names (a tuple default passes through)."""
+
+    name = "names"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        names = tuple(v.strip() for v in str(value).split(",") if v.strip())
+        if not names:
+            self.fail("expected target names such as weights,boundary", param, ctx)
+        return names
+
+
+def _parse_offsets(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[tuple[int, ...], ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(tuple(int(v) for v in part.split(",")) for part in value.split(";"))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected offsets such as -1,0;0,-1;0,-3 (one per channel), got {value!r}", ctx, param
         ) from None
 
 
@@ -246,6 +274,56 @@ def dataset_options(f: F) -> F:
                 "--spacing",
                 callback=_parse_spacing,
                 help="Voxel size per axis, e.g. 1,0.5,0.5.",
+            ),
+            target_options,
+        ],
+    )
+
+
+def target_options(f: F) -> F:
+    """Which training targets are stored, and their parameters (BuildConfig fields)."""
+    bc = BuildConfig
+    return _apply(
+        f,
+        [
+            option(
+                bc,
+                "targets",
+                "--targets",
+                type=_Names(),
+                show_default=",".join(default_of(bc, "targets")),
+                metavar="NAME[,NAME...]",
+                help="Training targets to store: weights, boundary, distance, stardist, "
+                "hover, affinities (or a plugin's).",
+            ),
+            option(
+                bc,
+                "boundary_width",
+                "--boundary-width",
+                type=int,
+                help="boundary target: border thickness, inwards (pixels).",
+            ),
+            option(bc, "rays", "--rays", type=int, help="stardist target: number of rays."),
+            option(
+                bc,
+                "affinity_offsets",
+                "--affinity-offsets",
+                callback=_parse_offsets,
+                help="affinities target: offsets, e.g. -1,0;0,-1;0,-3 (default: -1 per axis).",
+            ),
+            option(
+                bc,
+                "void_border",
+                "--void-border",
+                type=float,
+                help="Make pixels within this distance of instance borders void.",
+            ),
+            option(
+                bc,
+                "void_border_mode",
+                "--void-border-mode",
+                type=click.Choice(VOID_BORDER_MODES),
+                help="between: borders between instances; around: every instance's.",
             ),
         ],
     )

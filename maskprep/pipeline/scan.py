@@ -11,7 +11,7 @@ import numpy as np
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError
 from maskprep.ingest import LoadedSample, SampleSource, read_sample
-from maskprep.voidfill import sample_labels
+from maskprep.voidfill import sample_labels, with_void_border
 from maskprep.weighting import ClassStats, count_classes
 
 __all__ = [
@@ -49,8 +49,9 @@ class SampleProblem:
 
 
 def load_sample(src: SampleSource, config: BuildConfig, *, image: bool = True) -> LoadedSample:
-    """Read one sample with the build options of ``config`` (see :func:`read_sample`)."""
-    return read_sample(
+    """Read one sample with the build options of ``config`` (see :func:`read_sample`),
+    void band included (``config.void_border``)."""
+    s = read_sample(
         src,
         unlabeled_value=config.unlabeled_value,
         max_pixels=config.max_pixels,
@@ -58,6 +59,7 @@ def load_sample(src: SampleSource, config: BuildConfig, *, image: bool = True) -
         source=config.source,
         void_label=config.void_label,
     )
+    return with_void_border(s, config.void_border, config.void_border_mode, config.void_label)
 
 
 def split_instances(instances: np.ndarray) -> list[int]:

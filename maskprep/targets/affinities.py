@@ -5,11 +5,16 @@ from __future__ import annotations
 import numbers
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from maskprep._kernels._targets import affinities as _affinities
 from maskprep.targets._common import as_labels
+from maskprep.targets.base import TARGETS, Target, TargetInput
+
+if TYPE_CHECKING:
+    from maskprep.config import BuildConfig
 
 __all__ = ["affinities"]
 
@@ -86,3 +91,19 @@ def affinities(
         raise NotImplementedError("affinities packs channels little-endian")
     out = _affinities(lab, np.ascontiguousarray(offs))
     return out.reshape((*shape, offs.shape[0]))
+
+
+class AffinitiesTarget(Target):
+    """``affinities``: one uint8 channel per offset (``affinity_offsets``, default -1 per axis)."""
+
+    name = "affinities"
+    dtype = "uint8"
+
+    def channels(self, ndim: int, config: BuildConfig) -> int | None:
+        return ndim if config.affinity_offsets is None else len(config.affinity_offsets)
+
+    def compute(self, sample: TargetInput) -> np.ndarray:
+        return affinities(sample.instances, offsets=sample.config.affinity_offsets)
+
+
+TARGETS.register(AffinitiesTarget.name, AffinitiesTarget())

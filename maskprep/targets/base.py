@@ -12,7 +12,7 @@ from maskprep.plugins import Registry
 if TYPE_CHECKING:
     from maskprep.config import BuildConfig
 
-__all__ = ["TARGETS", "Target", "TargetInput", "available_targets"]
+__all__ = ["TARGETS", "Target", "TargetInput", "available_targets", "compute_target"]
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,41 @@ class Target:
 
 #: Registered targets (the border weight map ``weights`` first).
 TARGETS: Registry[Target] = Registry(
-    "target", group="maskprep.targets", builtins=("maskprep.targets.weights",)
+    "target",
+    group="maskprep.targets",
+    builtins=tuple(
+        f"maskprep.targets.{m}"
+        for m in ("weights", "boundary", "distance", "stardist", "hover", "affinities")
+    ),
 )
+
+
+def compute_target(name: str, instances: np.ndarray, **params: object) -> np.ndarray:
+    """Compute one registered target on an instance image, for your own pipelines.
+
+    ``params`` are :class:`~maskprep.BuildConfig` fields the target reads
+    (``boundary_width=2``, ``rays=64``, ``spacing=(2, 1, 1)``, ``w0=5.0``...).
+    The ``weights`` target uses class weights 1 unless ``class_weight_lut``
+    is given. Labels are 0 background and 1 instance pixels (no void).
+
+    Examples
+    --------
+    >>> lab = np.zeros((6, 6), np.int32); lab[1:5, 1:5] = 9
+    >>> compute_target("boundary", lab)[1]
+    array([0, 2, 2, 2, 2, 0], dtype=uint8)
+    """
+    from maskprep.config import BuildConfig
+
+    lut = params.pop("class_weight_lut", None)
+    target = TARGETS.get(name)
+    config = BuildConfig(**params)  # type: ignore[arg-type]
+    inst = np.asarray(instances)
+    labels = (inst != 0).astype(np.uint8)
+    if lut is None:
+        lut = np.ones(config.void_label + 1, dtype=np.float32)
+        lut[config.void_label] = 0
+    sample = TargetInput(None, labels, inst, config, np.asarray(lut, dtype=np.float32))
+    return np.asarray(target.compute(sample), dtype=target.dtype)
 
 
 def available_targets() -> tuple[str, ...]:

@@ -8,6 +8,7 @@ import numpy as np
 
 from maskprep._kernels._targets import boundary_l1, boundary_w1
 from maskprep.targets._common import as_labels
+from maskprep.targets.base import TARGETS, Target, TargetInput
 
 __all__ = ["boundary_map"]
 
@@ -70,3 +71,16 @@ def boundary_map(instances: np.ndarray, *, width: int = 1) -> np.ndarray:
     w = min(int(width), sum(shape))
     out = boundary_w1(lab3) if w == 1 else boundary_l1(lab3, w)
     return out.reshape(shape)
+
+
+class BoundaryTarget(Target):
+    """``boundary``: 0 background, 1 interior, 2 boundary (``boundary_width`` thick), uint8."""
+
+    name = "boundary"
+    dtype = "uint8"
+
+    def compute(self, sample: TargetInput) -> np.ndarray:
+        return boundary_map(sample.instances, width=sample.config.boundary_width)
+
+
+TARGETS.register(BoundaryTarget.name, BoundaryTarget())

@@ -9,6 +9,7 @@ import numpy as np
 from maskprep._kernels._ids import dense_ids
 from maskprep._kernels._targets import edt_normalised
 from maskprep.targets._common import as_labels, as_spacing
+from maskprep.targets.base import TARGETS, Target, TargetInput
 
 __all__ = ["distance_map"]
 
@@ -67,3 +68,16 @@ def distance_map(instances: np.ndarray, *, spacing: Sequence[float] | None = Non
     whole = count == 1 and bool(flat[0] != 0) and bool(np.all(flat == flat[0]))
     out = edt_normalised(idx, count, sp[0], sp[1], sp[2], whole and len(shape) == 3, whole)
     return out.reshape(shape)
+
+
+class DistanceTarget(Target):
+    """``distance``: per-instance normalised distance to the outside (``spacing``), float32."""
+
+    name = "distance"
+    dtype = "float32"
+
+    def compute(self, sample: TargetInput) -> np.ndarray:
+        return distance_map(sample.instances, spacing=sample.config.spacing)
+
+
+TARGETS.register(DistanceTarget.name, DistanceTarget())

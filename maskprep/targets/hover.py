@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from maskprep._kernels._ids import dense_ids
 from maskprep._kernels._targets import hover_2d
 from maskprep.targets._common import as_labels
+from maskprep.targets.base import TARGETS, Target, TargetInput
+
+if TYPE_CHECKING:
+    from maskprep.config import BuildConfig
 
 __all__ = ["hover_maps"]
 
@@ -58,3 +64,19 @@ def hover_maps(instances: np.ndarray) -> np.ndarray:
         return np.zeros((*lab.shape, 2), np.float32)
     idx, count = dense_ids(lab)
     return hover_2d(idx, count)
+
+
+class HoverTarget(Target):
+    """``hover``: HoVer-Net maps (channel 0 along x, 1 along y), float32, 2D."""
+
+    name = "hover"
+    dtype = "float32"
+
+    def channels(self, ndim: int, config: BuildConfig) -> int | None:
+        return 2
+
+    def compute(self, sample: TargetInput) -> np.ndarray:
+        return hover_maps(sample.instances)
+
+
+TARGETS.register(HoverTarget.name, HoverTarget())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,10 @@ from maskprep._kernels._stardist import (
     steps_2d,
 )
 from maskprep.targets._common import as_labels, as_spacing
+from maskprep.targets.base import TARGETS, Target, TargetInput
+
+if TYPE_CHECKING:
+    from maskprep.config import BuildConfig
 
 __all__ = ["golden_spiral_rays", "star_distances"]
 
@@ -126,3 +131,23 @@ def star_distances(
     first = first_steps(pos, unsafe, int(inside.max()))
     kernel = star_dist_2d if ndim == 2 else star_dist_3d
     return kernel(padded, pos, delta, unsafe, dist, inside, first)
+
+
+class StarDistTarget(Target):
+    """``stardist``: distances along ``rays`` rays to the instance border, channel last."""
+
+    name = "stardist"
+    dtype = "float32"
+
+    def channels(self, ndim: int, config: BuildConfig) -> int | None:
+        return config.rays
+
+    def compute(self, sample: TargetInput) -> np.ndarray:
+        cfg = sample.config
+        anisotropy = None
+        if cfg.spacing is not None and sample.instances.ndim == 3:
+            anisotropy = cfg.spacing
+        return star_distances(sample.instances, n_rays=cfg.rays, anisotropy=anisotropy)
+
+
+TARGETS.register(StarDistTarget.name, StarDistTarget())

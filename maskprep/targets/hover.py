@@ -56,5 +56,6 @@ def hover_maps(instances: np.ndarray) -> np.ndarray:
     lab = as_labels(instances, ndims=(2,))
     if lab.size == 0:
         return np.zeros((*lab.shape, 2), np.float32)
-    idx, count = dense_ids(lab)
+    idx = np.empty(lab.shape, np.int32)
+    count = dense_ids(lab, idx)
     return hover_2d(idx, count)

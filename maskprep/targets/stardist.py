@@ -124,5 +124,7 @@ def star_distances(
     padded = np.pad(lab, 1)
     inside = chessboard_inside(padded)
     first = first_steps(pos, unsafe, int(inside.max()))
+    out = np.zeros((*shape, int(n_rays)), np.float32)
     kernel = star_dist_2d if ndim == 2 else star_dist_3d
-    return kernel(padded, pos, delta, unsafe, dist, inside, first)
+    kernel(padded, pos, delta, unsafe, dist, inside, first, out)
+    return out

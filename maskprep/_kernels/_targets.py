@@ -383,7 +383,7 @@ def affinities(lab: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     are then stored whole where ``C`` is 1, 2, 4 or 8 (a 2D image's default
     is 2). Storing each channel's byte straight into the channel-last
     output instead was 3x slower (2.0 vs 0.7 ms, 1024^2, 2 channels); this
-    is 2.5x faster than gunpowder's ``seg_to_affgraph`` there.
+    is 2-3x faster than gunpowder's ``seg_to_affgraph`` there.
     """
     nz, ny, nx = lab.shape
     nc = offsets.shape[0]

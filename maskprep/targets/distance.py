@@ -42,9 +42,9 @@ def distance_map(instances: np.ndarray, *, spacing: Sequence[float] | None = Non
 
     One exact separable transform for all instances at once (row distances
     to the run ends, then lower envelopes of parabolas along y and z within
-    each run of one id), instead of one transform per instance: 1.5x faster
-    than stardist's scipy path and 1.9x faster than its seung-lab ``edt``
-    path on 1024^2 (benchmarks/bench_targets.py).
+    each run of one id), instead of one transform per instance: 1.4-2.2x faster
+    than stardist's scipy path and 1.4-1.9x faster than its seung-lab
+    ``edt`` path on 1024^2 (benchmarks/bench_targets.py, several runs).
 
     Examples
     --------

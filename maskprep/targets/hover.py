@@ -36,8 +36,8 @@ def hover_maps(instances: np.ndarray) -> np.ndarray:
     thick), computed in float64 and rounded to float32.
 
     One pass gathers every instance's count, coordinate sums and extent,
-    a second writes the maps: 30x faster than MONAI's per-region loop on
-    1024^2 (benchmarks/bench_targets.py).
+    a second writes the maps: 25-43x faster than MONAI's per-region loop
+    on 1024^2 (benchmarks/bench_targets.py, several runs).
 
     3D images are refused: MONAI's transform accepts them but computes the
     maps from the first two axes only.

@@ -36,16 +36,16 @@ def _rehash(
 
 
 @numba.njit(nogil=True, cache=True)
-def dense_ids(lab: np.ndarray) -> tuple[np.ndarray, int]:
-    """Index image (int32, same shape): 0 on background, 1..K per nonzero id.
+def dense_ids(lab: np.ndarray, out: np.ndarray) -> int:
+    """Fill ``out`` (int32, same shape) with 0 on background, 1..K per nonzero id; return K.
 
-    Indices are given in order of first appearance (C order); returns the
-    index image and K. Ids are looked up in an open-addressing hash table with
-    Fibonacci hashing (small consecutive ids spread over the table), and only
-    where the id changes along the raster, since instances come in runs.
+    Indices are given in order of first appearance (C order). Ids are looked
+    up in an open-addressing hash table with Fibonacci hashing (small
+    consecutive ids spread over the table), and only where the id changes
+    along the raster, since instances come in runs.
     """
     flat = lab.ravel()
-    out = np.empty(flat.size, np.int32)
+    of = out.ravel()
     bits = 10
     keys = np.zeros(1 << bits, lab.dtype)
     vals = np.zeros(1 << bits, np.int32)
@@ -56,10 +56,10 @@ def dense_ids(lab: np.ndarray) -> tuple[np.ndarray, int]:
     for i in range(flat.size):
         v = flat[i]
         if v == 0:
-            out[i] = 0
+            of[i] = 0
             continue
         if v == prev and prev_idx != 0:
-            out[i] = prev_idx
+            of[i] = prev_idx
             continue
         mask = keys.size - 1
         h = np.int64((np.uint64(v) * _GOLDEN) >> shift) & mask
@@ -76,5 +76,5 @@ def dense_ids(lab: np.ndarray) -> tuple[np.ndarray, int]:
         else:
             prev_idx = vals[h]
         prev = v
-        out[i] = prev_idx
-    return out.reshape(lab.shape), count
+        of[i] = prev_idx
+    return count

@@ -266,17 +266,19 @@ def star_dist_2d(
     dist: np.ndarray,
     inside: np.ndarray,
     first: np.ndarray,
-) -> np.ndarray:
-    """``(H, W, n_rays)`` float32 ray distances; ``padded`` is the labels with a zero border.
+    out: np.ndarray,
+) -> None:
+    """Fill ``out`` (``(H, W, n_rays)`` float32 zeros) with the ray distances.
 
-    ``inside`` / ``first`` (``chessboard_inside``, ``first_steps``) let each
-    walk start where it may first leave the instance.
+    ``padded`` is the labels with a zero border; ``inside`` / ``first``
+    (``chessboard_inside``, ``first_steps``) let each walk start where it
+    may first leave the instance. ``out`` comes from the caller: numpy's
+    large allocations get huge pages, so writing it faults far less.
     """
     ny = padded.shape[0] - 2
     nx = padded.shape[1] - 2
     n_rays, length = delta.shape
     row = nx + 2
-    out = np.zeros((ny, nx, n_rays), np.float32)
     pf = padded.ravel()
     cf = inside.ravel()
     df = delta.ravel()
@@ -310,7 +312,6 @@ def star_dist_2d(
                         if pf[k] != v:
                             break
                 o[r] = distf[off + n]
-    return out
 
 
 @numba.njit(nogil=True, cache=True)
@@ -322,15 +323,15 @@ def star_dist_3d(
     dist: np.ndarray,
     inside: np.ndarray,
     first: np.ndarray,
-) -> np.ndarray:
-    """``(Z, Y, X, n_rays)`` float32 ray distances; ``padded`` has a zero border."""
+    out: np.ndarray,
+) -> None:
+    """Fill ``out`` (``(Z, Y, X, n_rays)`` float32 zeros); ``padded`` has a zero border."""
     nz = padded.shape[0] - 2
     ny = padded.shape[1] - 2
     nx = padded.shape[2] - 2
     n_rays, length = delta.shape
     row = nx + 2
     plane = (ny + 2) * row
-    out = np.zeros((nz, ny, nx, n_rays), np.float32)
     pf = padded.ravel()
     cf = inside.ravel()
     df = delta.ravel()
@@ -365,4 +366,3 @@ def star_dist_3d(
                             if pf[k] != v:
                                 break
                     o[r] = distf[off + n]
-    return out

@@ -254,17 +254,20 @@ def edt_normalised(
     sx: float,
     black_z: bool,
     black_yx: bool,
-) -> np.ndarray:
+    f: np.ndarray,
+    out: np.ndarray,
+) -> None:
     """Per-instance Euclidean distance to the instance's outside over its maximum.
 
     ``idx`` is a dense index image (0 background, 1..count). The outside of
     an instance is every image pixel of another index; pixels beyond the
     image are not outside unless ``black_*`` (the whole image is one
-    instance). Returns float32 ``d / (max d + 1e-10)``, computed in float64
-    as ``stardist.utils.edt_prob`` does.
+    instance). Writes float32 ``d / (max d + 1e-10)`` to ``out``, computed
+    in float64 as ``stardist.utils.edt_prob`` does; ``f`` (float64, same
+    shape) is scratch. Both come from the caller: numpy's large
+    allocations get huge pages, which makes the column passes 25% faster.
     """
     nz, ny, nx = idx.shape
-    f = np.empty(idx.shape, np.float64)
     # Along x: distance to the ends of the run, which is exact (and
     # integer-valued times sx) and needs no envelope.
     for z in range(nz):
@@ -304,12 +307,10 @@ def edt_normalised(
             peak[k] = ff[i]
     for k in range(count + 1):
         peak[k] = np.sqrt(peak[k]) + 1e-10
-    out = np.empty(idx.shape, np.float32)
     of = out.ravel()
     for i in range(lf.size):
         k = lf[i]
         of[i] = 0.0 if k == 0 else np.sqrt(ff[i]) / peak[k]
-    return out
 
 
 # --------------------------------------------------------------------------
@@ -382,7 +383,7 @@ def affinities(lab: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     are then stored whole where ``C`` is 1, 2, 4 or 8 (a 2D image's default
     is 2). Storing each channel's byte straight into the channel-last
     output instead was 3x slower (2.0 vs 0.7 ms, 1024^2, 2 channels); this
-    is 2.5x faster than gunpowder's ``seg_to_affgraph`` there.
+    is 2-3x faster than gunpowder's ``seg_to_affgraph`` there.
     """
     nz, ny, nx = lab.shape
     nc = offsets.shape[0]

@@ -49,8 +49,8 @@ def void_border_mask(instances: np.ndarray, *, width: float, mode: str = "betwee
 
     One pass finds the border pixels, then a windowed separable distance
     transform (only offsets up to ``width`` can matter) marks the band:
-    8-11x faster than ``find_boundaries`` plus scipy's EDT at width 3 on
-    1024^2 (benchmarks/bench_targets.py).
+    7-13x faster than the border pixels plus scipy's EDT at width 3 on
+    1024^2 (benchmarks/bench_targets.py, several runs).
 
     Examples
     --------

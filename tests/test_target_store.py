@@ -154,3 +154,14 @@ def test_cli_targets_option(mixed_dir: Path, tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, [*args[:3], str(tmp_path / "x.zarr"), "--targets", "nope"])
     assert bad.exit_code == 2
     assert "--targets" in bad.output and "unknown target 'nope'" in bad.output
+
+
+def test_preview_draws_the_targets_and_inspect_lists_them(all_targets: Path, tmp_path: Path) -> None:
+    from maskprep import inspect_store, preview
+
+    files = preview(all_targets, tmp_path / "prev", samples=1)
+    targets_png = [f for f in files if f.name.endswith("_targets.png")]
+    assert len(targets_png) == 1 and targets_png[0].stat().st_size > 1000
+    arrays = inspect_store(all_targets)["shards"]["arrays"]
+    assert set(ALL) <= set(arrays)
+    assert arrays["stardist"]["shape"][-1] == 12

@@ -20,13 +20,19 @@ from typing import Any
 import numpy as np
 
 from maskprep.errors import StoreError
-from maskprep.store import DEFAULT_ARRAYS, FORMAT_VERSION, Location, StoreMetadata, read_attrs
+from maskprep.store import (
+    CORE_ARRAYS,
+    DEFAULT_ARRAYS,
+    FORMAT_VERSION,
+    Location,
+    StoreMetadata,
+    read_attrs,
+)
 from maskprep.tools.inspect_text import format_inspection
 
 __all__ = ["format_inspection", "inspect_store"]
 
 _MARKERS = ("_maskprep", "shards")
-_ALL_ARRAYS = (*DEFAULT_ARRAYS, "shapes")
 
 
 def _array_info(loc: Location, name: str) -> dict[str, Any] | None:
@@ -193,7 +199,9 @@ def inspect_store(
 
     # Arrays, shards and sizes.
     arrays: dict[str, Any] = {}
-    for name in _ALL_ARRAYS:
+    targets = (meta.get("layout_info") or {}).get("targets")
+    stored = DEFAULT_ARRAYS if not targets else (*CORE_ARRAYS, *(t["name"] for t in targets))
+    for name in (*stored, "shapes"):
         info = _array_info(loc, name)
         if info is None:
             problems.append(f"array {name} is missing")
@@ -209,7 +217,7 @@ def inspect_store(
     if n_shards is not None and not complete:
         if shards_done is not None:
             problems.append(f"{shards_done} of {n_shards} shards recorded as written")
-        for name in DEFAULT_ARRAYS:
+        for name in stored:
             a = arrays.get(name)
             if a is not None and a["files"] < n_shards:
                 problems.append(f"array {name}: {a['files']} of {n_shards} shard files written")

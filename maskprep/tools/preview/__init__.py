@@ -46,6 +46,7 @@ from maskprep.tools.preview.render import (
     render_sample,
     save_png,
 )
+from maskprep.tools.preview.targets import extra_targets, render_targets
 
 __all__ = [
     "HISTOGRAM_FIGSIZE",
@@ -145,6 +146,10 @@ def preview(
         target = out / f"{sample.sample_id}.png"
         save_png(fig, target, palette=palette)
         written.append(target)
+        if extra_targets(sample):
+            target = out / f"{sample.sample_id}_targets.png"
+            save_png(render_targets(sample, data, dpi=dpi), target, palette=palette)
+            written.append(target)
     target = out / "class_histogram.png"
     save_png(render_class_histogram(data, dpi=dpi), target, palette=palette)
     written.append(target)

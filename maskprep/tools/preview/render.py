@@ -49,7 +49,8 @@ _CLASS_COLORS = (
 _UNKNOWN_COLOR = (1.0, 1.0, 1.0)  # a label that is neither a class nor void
 
 
-def _new_figure(figsize: tuple[float, float], dpi: float) -> Figure:
+def new_figure(figsize: tuple[float, float], dpi: float) -> Figure:
+    """A matplotlib figure with an Agg canvas (no pyplot, no display), constrained layout."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -144,7 +145,8 @@ def render_sample(
     arrays = sample.arrays
     labels = np.asarray(arrays["labels"])
     instances = np.asarray(arrays["instances"])
-    weights = np.asarray(arrays["weights"])
+    # A store built without the weights target still previews (its panel is blank).
+    weights = np.asarray(arrays.get("weights", np.zeros(np.shape(arrays["labels"]), np.float32)))
     image = np.asarray(arrays["image"])
     shape = labels.shape
     where = ""
@@ -154,7 +156,7 @@ def render_sample(
         where = f"; slice z={z} of {shape[0]} (middle, axis 0)"
     void = labels == data.void_label
 
-    fig = _new_figure(SAMPLE_FIGSIZE, dpi)
+    fig = new_figure(SAMPLE_FIGSIZE, dpi)
     grid = fig.subplots(2, 2)
     axes = {
         "image": grid[0, 0],
@@ -231,7 +233,7 @@ def render_sample(
 
 def render_class_histogram(data: PreviewData, *, dpi: float = 80) -> Figure:
     """Bar charts of class pixel counts (with void) and class weights."""
-    fig = _new_figure(HISTOGRAM_FIGSIZE, dpi)
+    fig = new_figure(HISTOGRAM_FIGSIZE, dpi)
     ax_counts, ax_weights = fig.subplots(1, 2)
     n = len(data.class_names)
     colors = [tuple(c) for c in _class_colors(n)]

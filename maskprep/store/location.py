@@ -161,6 +161,28 @@ class Location:
         if fs.exists(root):
             fs.rm(root, recursive=True)
 
+    def sibling(self, tag: str) -> Location:
+        """A hidden local location beside this one (``.<name>.maskprep-tmp-<tag>``)."""
+        p = self.path
+        return Location(str(p.parent / f".{p.name}{TEMP_TAG}{tag}"), {})
+
+    def replace_with(self, new: Location) -> None:
+        """Put the local store ``new`` (a sibling) where this one is, then delete the old one.
+
+        Two renames within one directory: the old store is moved aside, the new
+        one takes its name, and only then is the old one deleted. If the process
+        dies between the renames, the old store is still whole under its
+        ``.<name>.maskprep-tmp-old`` name.
+        """
+        old = self.sibling("old")
+        if old.path.exists():
+            shutil.rmtree(old.path)
+        if self.path.exists():
+            os.replace(self.path, old.path)
+        os.replace(new.path, self.path)
+        if old.path.exists():
+            shutil.rmtree(old.path)
+
     def tree_size(self, prefix: str = "") -> tuple[int, int]:
         """Total bytes and number of objects under ``prefix`` (the whole store by default)."""
         if self.is_local:

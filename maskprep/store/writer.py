@@ -13,7 +13,7 @@ import numpy as np
 from maskprep.errors import StoreError
 from maskprep.store.codec import encode_shard
 from maskprep.store.location import Location
-from maskprep.store.metadata import StoreLayout, StoreMetadata
+from maskprep.store.metadata import SHAPES_KEY, StoreLayout, StoreMetadata
 
 __all__ = [
     "create_store",
@@ -24,6 +24,7 @@ __all__ = [
     "read_metadata",
     "read_store_metadata",
     "record_shard",
+    "shapes_checksum",
     "shard_checksums",
     "write_metadata",
     "write_shard",
@@ -120,9 +121,15 @@ def create_store(
     )
     if shapes is not None:
         arr[:] = np.asarray(shapes, dtype=np.int32)
-    meta = replace(meta, stage="writing")
+    meta = replace(meta, stage="writing", shapes_checksum=shapes_checksum(loc))
     group.attrs["maskprep"] = meta.to_dict()
     return meta
+
+
+def shapes_checksum(loc: Location) -> str | None:
+    """sha256 of the ``shapes`` array's chunk file (None if there is none)."""
+    data = loc.read_bytes(SHAPES_KEY)
+    return None if data is None else hashlib.sha256(data).hexdigest()
 
 
 def shard_checksums(loc: Location, layout: StoreLayout, shard: int) -> dict[str, str | None]:

@@ -1,0 +1,274 @@
+"""Bad inputs and faults, one case per item of "Nothing lost, nothing silently wrong".
+
+Every case is deterministic: concurrency and changes during a build are staged
+through monkeypatched hooks (a function of the build wrapped to act at a known
+point), never by racing a process against the clock. CLI cases run through
+click's CliRunner and expect exit code 1 and one ``Error: ...`` line naming
+the file; library cases expect the message through ``pytest.raises``.
+``docs/reliability.md`` lists the cases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from click.testing import CliRunner, Result
+
+import maskprep.pipeline.build as build_module
+from maskprep import (
+    BuildConfig,
+    MaskprepError,
+    StoreError,
+    build_weights,
+    make_sample,
+    open_shards,
+    verify_store,
+)
+from maskprep.cli import main
+from maskprep.store import SHAPES_KEY, Location, lock_path
+
+CFG = BuildConfig(shard_size=2)
+
+
+def _data(tmp: Path, n: int = 4) -> Path:
+    return make_sample(tmp / "data", n_images=n, size=(16, 16))
+
+
+def _tiff_data(tmp: Path, n: int = 3, sizes: dict[int, int] | None = None) -> Path:
+    """An instances dataset of uncompressed TIFFs: a rewrite keeps the file size.
+
+    Sample ``i`` is ``sizes[i]`` pixels square (default 16).
+    """
+    root = tmp / "tiffs"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        side = (sizes or {}).get(i, 16)
+        img = np.full((side, side), 10 * i, dtype=np.uint8)
+        mask = np.zeros((side, side), dtype=np.uint16)
+        mask[2:8, 2:8] = 1
+        tifffile.imwrite(root / "images" / f"s{i}.tif", img)
+        tifffile.imwrite(root / "masks" / f"s{i}.tif", mask)
+    return root
+
+
+def _files_digest(path: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _cli(args: list[str]) -> Result:
+    return CliRunner().invoke(main, args)
+
+
+def _one_error_line(r: Result, *needles: str) -> None:
+    """Exit 1, no traceback, one ``Error:`` line containing every needle."""
+    assert r.exit_code == 1, (r.exit_code, r.output, r.exception)
+    assert "Traceback" not in r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, r.output
+    for n in needles:
+        assert n in errors[0], (n, errors[0])
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def _after_pass_1(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
+    """Run ``action`` once, after pass 1 of the next build has finished."""
+    real = build_module._scan
+
+    def scan_then_act(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        action()
+        return out
+
+    monkeypatch.setattr(build_module, "_scan", scan_then_act)
+
+
+# -- item 1: --overwrite builds aside and replaces only on success ---------------------------
+
+
+def case_overwrite_keeps_old_store_when_new_build_fails(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _data(tmp)
+    out = tmp / "out.zarr"
+    build_weights(data, out, CFG, scheduler="sync")
+    before = _files_digest(out)
+    bad = sorted((data / "masks").iterdir())[1]
+    bad.write_bytes(b"garbage, not a PNG")
+    r = _cli(["build-weights", str(data), "-o", str(out), "--overwrite", "-q",
+              "--scheduler", "sync", "--shard-size", "2"])  # fmt: skip
+    _one_error_line(r, str(bad))
+    assert _files_digest(out) == before
+    assert verify_store(out).ok
+    assert not Location.parse(out).sibling("build").path.exists()
+
+
+def case_overwrite_failing_in_pass_2_keeps_old_store(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _data(tmp)
+    out = tmp / "out.zarr"
+    build_weights(data, out, CFG, scheduler="sync")
+    before = _files_digest(out)
+    victim = sorted((data / "masks").iterdir())[0]
+    _after_pass_1(monkeypatch, lambda: victim.write_bytes(b"truncated"))
+    with pytest.raises(MaskprepError, match=f"{victim}: changed while the build"):
+        build_weights(data, out, BuildConfig(shard_size=2, w0=3), scheduler="sync", overwrite=True)
+    assert _files_digest(out) == before
+    assert not Location.parse(out).sibling("build").path.exists()
+
+
+def case_overwrite_success_replaces(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data(tmp)
+    out = tmp / "out.zarr"
+    build_weights(data, out, CFG, scheduler="sync")
+    build_weights(data, out, BuildConfig(shard_size=2, w0=3), scheduler="sync", overwrite=True)
+    assert verify_store(out).ok
+    meta = json.loads((out / "zarr.json").read_text())["attributes"]["maskprep"]
+    assert meta["w0"] == 3
+    assert [p.name for p in tmp.iterdir() if p.name.startswith(".out.zarr")] == []
+
+
+# -- item 2: one writer at a time ------------------------------------------------------------
+
+
+def case_concurrent_build_is_refused(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data(tmp)
+    out = tmp / "out.zarr"
+    second: list[BaseException] = []
+
+    def second_writer() -> None:
+        try:
+            build_weights(data, out, BuildConfig(shard_size=2, w0=2), scheduler="sync")
+        except StoreError as exc:
+            second.append(exc)
+
+    _after_pass_1(monkeypatch, second_writer)
+    build_weights(data, out, BuildConfig(shard_size=2, w0=10), scheduler="sync")
+    assert len(second) == 1
+    assert "another maskprep writer" in str(second[0])
+    assert f"pid {os.getpid()}" in str(second[0])
+    meta = json.loads((out / "zarr.json").read_text())["attributes"]["maskprep"]
+    assert meta["w0"] == 10 and verify_store(out).ok
+    assert not lock_path(Location.parse(out)).exists()
+
+
+def case_cli_second_writer_gets_error(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data(tmp)
+    out = tmp / "out.zarr"
+    lock = lock_path(Location.parse(out))
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    r = _cli(["build-weights", str(data), "-o", str(out), "-q", "--scheduler", "sync"])
+    _one_error_line(r, "another maskprep writer", str(lock))
+    assert not out.exists()
+
+
+def case_stale_lock_is_taken_over(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data(tmp)
+    out = tmp / "out.zarr"
+    lock = lock_path(Location.parse(out))
+    lock.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    build_weights(data, out, CFG, scheduler="sync")
+    assert verify_store(out).ok and not lock.exists()
+
+
+# -- item 3: inputs rewritten during the build -----------------------------------------------
+
+
+def case_input_rewritten_between_passes(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _tiff_data(tmp)
+    out = tmp / "out.zarr"
+    victim = data / "masks" / "s1.tif"
+
+    def rewrite() -> None:
+        mask = np.zeros((16, 16), dtype=np.uint16)
+        mask[0:12, 0:12] = 1
+        tifffile.imwrite(victim, mask)
+        os.utime(victim, ns=(0, 12345))  # a different mtime
+
+    _after_pass_1(monkeypatch, rewrite)
+    with pytest.raises(ValueError, match=f"{victim}: changed while the build was running"):
+        build_weights(data, out, CFG, scheduler="sync")
+    assert "incomplete" in verify_store(out).problems[0]
+
+
+def case_input_rewritten_with_same_size_and_mtime(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _tiff_data(tmp)
+    out = tmp / "out.zarr"
+    victim = data / "masks" / "s1.tif"
+
+    def rewrite_keeping_stat() -> None:
+        st = victim.stat()
+        mask = np.zeros((16, 16), dtype=np.uint16)
+        mask[0:12, 0:12] = 1
+        tifffile.imwrite(victim, mask)
+        assert victim.stat().st_size == st.st_size
+        os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    _after_pass_1(monkeypatch, rewrite_keeping_stat)
+    with pytest.raises(ValueError, match=r"s1\.tif: changed while the build .*class counts"):
+        build_weights(data, out, CFG, scheduler="sync")
+    assert not verify_store(out).ok
+
+
+# -- item 5: the shapes array is checksummed --------------------------------------------------
+
+
+def case_flipped_bit_in_shapes_fails_verify(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp / "out.zarr"
+    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    chunk = out / SHAPES_KEY
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    chunk.write_bytes(bytes(raw))
+    r = _cli(["verify", str(out)])
+    assert r.exit_code == 1 and f"{SHAPES_KEY}: checksum mismatch" in r.output
+    with pytest.raises(StoreError, match="checksum mismatch"):
+        open_shards(out)
+
+
+def case_padded_shape_enlarged_fails_verify_and_reader(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp / "out.zarr"
+    build_weights(_tiff_data(tmp, sizes={0: 24}), out, CFG, scheduler="sync")
+    shapes = zarr.open_array(str(out / "shapes"), mode="r+")
+    assert shapes[1].tolist() == [16, 16]
+    shapes[1] = [24, 24]  # validly encoded: only the checksum can tell
+    report = verify_store(out)
+    assert any(f"{SHAPES_KEY}: checksum mismatch" in p for p in report.problems), report
+    with pytest.raises(StoreError, match=f"{SHAPES_KEY}: checksum mismatch"):
+        open_shards(out)
+
+
+CASES: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
+    name.removeprefix("case_"): fn for name, fn in globals().items() if name.startswith("case_")
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fault_case(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    CASES[case](tmp_path, monkeypatch)

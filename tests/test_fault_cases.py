@@ -25,6 +25,7 @@ import pytest
 import tifffile
 import zarr
 from click.testing import CliRunner, Result
+from PIL import Image
 
 import maskprep.pipeline.build as build_module
 from maskprep import (
@@ -232,6 +233,72 @@ def case_input_rewritten_with_same_size_and_mtime(
     with pytest.raises(ValueError, match=r"s1\.tif: changed while the build .*class counts"):
         build_weights(data, out, CFG, scheduler="sync")
     assert not verify_store(out).ok
+
+
+# -- item 4: multi-channel masks are refused, not read as volumes -----------------------------
+
+
+def _pair(tmp: Path, image: np.ndarray, mask: np.ndarray, ext: str, **pil: Any) -> Path:
+    root = tmp / "pair"
+    for sub, arr in (("images", image), ("masks", mask)):
+        (root / sub).mkdir(parents=True)
+        path = root / sub / f"a{ext}"
+        if ext == ".tif":
+            tifffile.imwrite(path, arr, photometric="rgb" if arr.ndim == 3 else None)
+        else:
+            Image.fromarray(arr, **pil).save(path)
+    return root
+
+
+def case_rgb_tiff_mask_beside_rgb_image(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rgb = np.zeros((16, 16, 3), dtype=np.uint8)
+    rgb[4:8, 4:8] = (10, 200, 30)
+    data = _pair(tmp, rgb, rgb, ".tif")
+    r = _cli(["build-weights", str(data), "-o", str(tmp / "o.zarr"), "-q", "--scheduler", "sync"])
+    _one_error_line(r, str(data / "masks" / "a.tif"), "RGB(A) image", "single-channel")
+    assert not (tmp / "o.zarr").exists()
+
+
+def case_grey_alpha_png_mask_beside_grey_alpha_image(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    la = np.zeros((16, 16, 2), dtype=np.uint8)
+    la[..., 1] = 255
+    la[4:8, 4:8, 0] = 1
+    data = _pair(tmp, la, la, ".png")
+    with pytest.raises(ValueError, match=r"a\.png: mask is a grey\+alpha image"):
+        build_weights(data, tmp / "o.zarr", scheduler="sync")
+
+
+# -- item 7: silent misreads ----------------------------------------------------------------
+
+
+def case_dsb2018_mask_drawn_in_green_is_read(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp / "dsb"
+    (root / "s0" / "images").mkdir(parents=True)
+    (root / "s0" / "masks").mkdir()
+    Image.fromarray(np.full((16, 16, 3), 90, dtype=np.uint8)).save(root / "s0/images/s0.png")
+    green = np.zeros((16, 16, 3), dtype=np.uint8)
+    green[2:9, 3:7, 1] = 255
+    Image.fromarray(green).save(root / "s0/masks/m1.png")
+    build_weights(root, tmp / "o.zarr", scheduler="sync")
+    sample = open_shards(tmp / "o.zarr")[0]
+    assert int((sample["instances"] == 1).sum()) == 7 * 4
+    assert int((sample["labels"] == 1).sum()) == 7 * 4
+
+
+def case_palette_image_is_read_as_colours(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    idx = np.zeros((16, 16), dtype=np.uint8)
+    idx[4:8, 4:8] = 1
+    mask = (idx * 3).astype(np.uint8)
+    data = _pair(tmp, idx, mask, ".png")
+    im = Image.fromarray(idx, mode="P")
+    im.putpalette([0, 0, 0, 200, 10, 30] + [0] * (256 * 3 - 6))
+    im.save(data / "images" / "a.png")
+    build_weights(data, tmp / "o.zarr", scheduler="sync")
+    image = open_shards(tmp / "o.zarr")[0]["image"]
+    assert image.shape == (16, 16, 3)
+    assert image[5, 5].tolist() == [200, 10, 30] and image[0, 0].tolist() == [0, 0, 0]
 
 
 # -- item 5: the shapes array is checksummed --------------------------------------------------

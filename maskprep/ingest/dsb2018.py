@@ -72,8 +72,11 @@ def _instances_from_binary_masks(
     owner: list[Path] = []
     for k, path in enumerate(src.masks, start=1):
         m = read_array(path, "instance mask", max_pixels)
-        if m.ndim == 3 and m.shape[-1] in (3, 4):
-            m = m[..., 0]
+        if m.ndim == 3 and m.shape[-1] in (2, 3, 4):
+            # A binary mask drawn in any colour: a pixel is on if any colour
+            # channel is (the alpha channel, last of LA and RGBA, is not colour).
+            colour = m[..., :3] if m.shape[-1] in (3, 4) else m[..., :1]
+            m = np.asarray(colour.any(axis=-1))
         if m.ndim != 2:
             raise DataError(f"{path}: instance mask must be 2D, got shape {m.shape}")
         if instances is None:

@@ -66,7 +66,7 @@ class InstancesLayout(Layout):
         self, src: SampleSource, image_shape: tuple[int, ...], options: ReadOptions
     ) -> Annotations:
         raw = check_label_array(
-            read_array(src.masks[0], "mask", options.max_pixels), src.masks[0]
+            read_array(src.masks[0], "mask", options.max_pixels, labels=True), src.masks[0]
         )
         instances, void = _instances_from_label_image(raw, src.masks[0], options.unlabeled_value)
         return Annotations(instances, read_unlabeled(src, void, options.max_pixels))

@@ -88,6 +88,11 @@ class BuildConfig:
             raise ValueError(f"w0 must be a finite number >= 0, got {self.w0}")
         if not (math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be a finite number > 0, got {self.sigma}")
+        two_s2 = 2.0 * self.sigma * self.sigma  # the border term divides by 2 sigma^2
+        if not (two_s2 > 0 and math.isfinite(1.0 / two_s2)):
+            raise ValueError(
+                f"sigma is too small to compute with (2*sigma**2 underflows), got {self.sigma}"
+            )
         if self.border_region not in BORDER_REGIONS:
             raise ValueError(
                 f"border_region must be one of {', '.join(BORDER_REGIONS)}, "

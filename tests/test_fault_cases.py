@@ -10,15 +10,17 @@ the file; library cases expect the message through ``pytest.raises``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -38,6 +40,7 @@ from maskprep import (
     verify_store,
 )
 from maskprep.cli import main
+from maskprep.pipeline.runner import CONNECT_TIMEOUT
 from maskprep.store import SHAPES_KEY, Location, lock_path
 
 CFG = BuildConfig(shard_size=2)
@@ -329,6 +332,146 @@ def case_padded_shape_enlarged_fails_verify_and_reader(
     assert any(f"{SHAPES_KEY}: checksum mismatch" in p for p in report.problems), report
     with pytest.raises(StoreError, match=f"{SHAPES_KEY}: checksum mismatch"):
         open_shards(out)
+
+
+# -- item 8: a reweight that cannot reach its scheduler changes nothing -----------------------
+
+
+class _RefusingClient:
+    """Stands in for distributed.Client: records the connect timeout and refuses."""
+
+    timeouts: ClassVar[list[Any]] = []
+
+    def __init__(self, address: str, timeout: Any = None, **kw: Any) -> None:
+        _RefusingClient.timeouts.append(timeout)
+        raise OSError(f"Timed out trying to connect to {address}: Connection refused")
+
+
+def _refuse_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    import distributed
+
+    _RefusingClient.timeouts = []
+    monkeypatch.setattr(distributed, "Client", _RefusingClient)
+
+
+def case_reweight_with_unreachable_scheduler_leaves_store_good(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp / "out.zarr"
+    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    before = _files_digest(out)
+    _refuse_connections(monkeypatch)
+    r = _cli(["reweight", str(out), "--class-weights", "none", "-q",
+              "--scheduler", "tcp://127.0.0.1:1"])  # fmt: skip
+    _one_error_line(r, "tcp://127.0.0.1:1: cannot connect to the dask scheduler")
+    assert _files_digest(out) == before and verify_store(out).ok
+    open_shards(out)
+
+
+# -- item 10: one line instead of a traceback -------------------------------------------------
+
+
+def case_build_with_unreachable_scheduler_fails_fast(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _refuse_connections(monkeypatch)
+    r = _cli(["build-weights", str(_data(tmp)), "-o", str(tmp / "o.zarr"), "-q",
+              "--scheduler", "tcp://127.0.0.1:1"])  # fmt: skip
+    _one_error_line(r, "tcp://127.0.0.1:1: cannot connect")
+    # A short connect timeout is passed, not distributed's default of 30 s.
+    assert _RefusingClient.timeouts == [CONNECT_TIMEOUT] and CONNECT_TIMEOUT <= 10
+
+
+def case_tiny_sigma_is_refused_by_the_config(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="sigma is too small"):
+        BuildConfig(sigma=1e-300)
+    r = _cli(["build-weights", str(_data(tmp)), "-o", str(tmp / "o.zarr"), "--sigma", "1e-300"])
+    assert r.exit_code == 2 and "--sigma is too small" in r.output and "Traceback" not in r.output
+    assert not (tmp / "o.zarr").exists()
+
+
+def case_read_only_output_directory(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data(tmp)
+    parent = tmp / "ro"
+    parent.mkdir()
+    real_open = os.open
+
+    def no_write(path: Any, flags: int, *a: Any, **kw: Any) -> int:
+        if str(path).startswith(str(parent)) and flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *a, **kw)
+
+    # Root ignores directory modes, so the refusal is staged at os.open.
+    monkeypatch.setattr(os, "open", no_write)
+    r = _cli(["build-weights", str(data), "-o", str(parent / "o.zarr"), "-q",
+              "--scheduler", "sync"])  # fmt: skip
+    _one_error_line(r, str(parent), "Permission denied")
+
+
+def case_disk_full_while_writing_shards(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data(tmp)
+    out = tmp / "o.zarr"
+    real = Location.write_bytes
+
+    def full(self: Location, key: str, blob: bytes) -> None:
+        if key.startswith("weights/"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path / key))
+        real(self, key, blob)
+
+    monkeypatch.setattr(Location, "write_bytes", full)
+    r = _cli(["build-weights", str(data), "-o", str(out), "-q", "--scheduler", "sync",
+              "--shard-size", "2"])  # fmt: skip
+    _one_error_line(r, str(out / "weights"), "No space left on device", "re-run")
+    assert "incomplete" in verify_store(out).problems[0]
+    monkeypatch.undo()
+    r = _cli(["build-weights", str(data), "-o", str(out), "-q", "--scheduler", "sync",
+              "--shard-size", "2"])  # fmt: skip
+    assert r.exit_code == 0 and verify_store(out).ok
+
+
+def case_overwrite_through_a_symlink(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data(tmp)
+    real = tmp / "real.zarr"
+    build_weights(data, real, CFG, scheduler="sync")
+    link = tmp / "link.zarr"
+    link.symlink_to(real)
+    r = _cli(["build-weights", str(data), "-o", str(link), "--overwrite", "-q",
+              "--scheduler", "sync", "--w0", "3"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert link.is_symlink() and verify_store(link).ok
+    assert json.loads((real / "zarr.json").read_text())["attributes"]["maskprep"]["w0"] == 3
+
+
+def _damaged(tmp: Path, damage: str) -> Path:
+    out = tmp / "out.zarr"
+    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    victim = out / damage
+    if victim.is_dir():
+        shutil.rmtree(victim)
+    else:
+        victim.unlink()
+    return out
+
+
+def _verify_and_reweight_refuse_damaged(tmp: Path, damage: str) -> None:
+    out = _damaged(tmp, damage)
+    r = _cli(["verify", str(out)])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert damage.split("/")[0] in r.output
+    r = _cli(["reweight", str(out), "--class-weights", "none", "-q", "--scheduler", "sync"])
+    _one_error_line(r, "array metadata is missing", "not changed")
+    meta = json.loads((out / "zarr.json").read_text())["attributes"]["maskprep"]
+    assert meta["stage"] == "complete"
+
+
+def case_verify_and_reweight_without_labels_metadata(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _verify_and_reweight_refuse_damaged(tmp, "labels/zarr.json")
+
+
+def case_verify_and_reweight_without_shapes(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _verify_and_reweight_refuse_damaged(tmp, "shapes")
 
 
 CASES: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {

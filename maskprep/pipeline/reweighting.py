@@ -143,19 +143,30 @@ def reweight(
         config=build_cfg.to_dict(),
         reweight_target=None,
     )
-    # Mark the store incomplete before touching any shard: a crash from here on
-    # leaves a store that readers refuse, not one with mixed weights.
-    write_metadata(
-        loc, replace(meta, complete=False, stage="reweighting", reweight_target=target_cfg)
-    )
     layout = meta.layout_info
+    missing = [
+        name
+        for name in (*layout.array_names, "shapes")
+        if not loc.exists(f"{name}/zarr.json")
+    ]
+    if missing:
+        raise StoreError(
+            f"{loc}/{missing[0]}/zarr.json: array metadata is missing (the store is damaged; "
+            "rebuild it); the store was not changed"
+        )
     lut = weight_lookup(build_cfg.void_label, build_cfg.num_classes, weights)
     checksums = meta.shard_checksums or ()
     tasks = [
         dask.delayed(_reweight_shard)(loc, k, a, b, build_cfg, layout, lut, checksums[k])
         for k, (a, b) in enumerate(layout.shard_bounds())
     ]
+    # Connect first (an unreachable scheduler changes nothing), then mark the
+    # store incomplete before touching any shard: a crash from there on leaves
+    # a store that readers refuse, not one with mixed weights.
     with Runner(scheduler, workers, progress, retries=2) as runner:
+        write_metadata(
+            loc, replace(meta, complete=False, stage="reweighting", reweight_target=target_cfg)
+        )
         runner.compute(tasks, f"rewriting the weights of {len(tasks)} shard(s)")
     mark_complete(loc, new_meta)
     return ReweightSummary(

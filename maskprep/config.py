@@ -18,6 +18,9 @@ __all__ = ["BORDER_REGIONS", "BuildConfig"]
 BORDER_REGIONS = ("background", "all")
 
 
+#: Largest ``shard_size``: a shard index of 1 MiB per array.
+MAX_SHARD_SIZE = 65536
+
 @dataclass(frozen=True)
 class BuildConfig:
     """Everything that decides the content of a built store.
@@ -107,6 +110,12 @@ class BuildConfig:
             raise ValueError(f"spacing must be 2 or 3 positive numbers, got {self.spacing}")
         if not isinstance(self.shard_size, int) or self.shard_size < 1:
             raise ValueError(f"shard_size must be a positive integer, got {self.shard_size!r}")
+        if self.shard_size > MAX_SHARD_SIZE:
+            # Every shard file holds an index of 16 bytes per sample slot, read
+            # whole by readers: past this, stores bloat and readers run out of memory.
+            raise ValueError(
+                f"shard_size must be at most {MAX_SHARD_SIZE:,} samples, got {self.shard_size:,}"
+            )
         if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
             raise ValueError(f"max_pixels must be a positive integer, got {self.max_pixels!r}")
         if not isinstance(self.zstd_level, int) or not -7 <= self.zstd_level <= 22:

@@ -474,6 +474,95 @@ def case_verify_and_reweight_without_shapes(tmp: Path, monkeypatch: pytest.Monke
     _verify_and_reweight_refuse_damaged(tmp, "shapes")
 
 
+# -- weak items -------------------------------------------------------------------------------
+
+
+def case_store_files_honour_the_umask(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = os.umask(0o022)
+    try:
+        out = tmp / "out.zarr"
+        build_weights(_data(tmp), out, CFG, scheduler="sync")
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in out.rglob("*")
+             if p.is_file()}  # fmt: skip
+    assert set(modes.values()) == {0o644}, modes
+
+
+def case_every_sample_in_valid_split(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data(tmp)
+    stems = sorted(p.stem for p in (data / "images").iterdir())
+    (data / "valid.txt").write_text("\n".join(stems) + "\n")
+    r = _cli(["build-weights", str(data), "-o", str(tmp / "o.zarr"), "-q", "--scheduler", "sync"])
+    _one_error_line(r, str(data), "the train split is empty")
+    assert not (tmp / "o.zarr").exists()
+
+
+def case_on_error_skip_with_every_sample_bad_lists_them(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _data(tmp, n=3)
+    masks = sorted((data / "masks").iterdir())
+    for m in masks:
+        m.write_bytes(b"not a png")
+    r = _cli(["build-weights", str(data), "-o", str(tmp / "o.zarr"), "-q", "--scheduler", "sync",
+              "--on-error", "skip"])  # fmt: skip
+    _one_error_line(r, "no usable samples (3 had problems)")
+    for m in masks:
+        assert f"{m}: cannot read mask" in r.output
+
+
+def case_empty_output_path(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp)
+    r = _cli(["build-weights", str(_data(tmp)), "-o", "", "-q", "--scheduler", "sync"])
+    assert r.exit_code == 2 and "--out must name a store" in r.output, r.output
+    assert sorted(p.name for p in tmp.iterdir()) == ["data"]
+
+
+def case_shard_size_too_large_for_the_reader(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="shard_size must be at most 65,536 samples"):
+        BuildConfig(shard_size=10_000_000)
+    r = _cli(["build-weights", str(_data(tmp)), "-o", str(tmp / "o.zarr"),
+              "--shard-size", "10000000"])  # fmt: skip
+    assert r.exit_code == 2 and "--shard-size must be at most" in r.output, r.output
+    assert not (tmp / "o.zarr").exists()
+
+
+def case_reweight_on_a_missing_path(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = _cli(["reweight", str(tmp / "nope.zarr"), "--class-weights", "none"])
+    _one_error_line(r, f"{tmp / 'nope.zarr'}: no such store")
+
+
+def case_torn_zarr_json_is_cleared_by_overwrite(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _data(tmp)
+    out = tmp / "out.zarr"
+    build_weights(data, out, CFG, scheduler="sync")
+    (out / "zarr.json").write_text('{"attributes": {"maskp')
+    with pytest.raises(StoreError, match="is not a maskprep store"):
+        build_weights(data, out, CFG, scheduler="sync")
+    build_weights(data, out, CFG, scheduler="sync", overwrite=True)
+    assert verify_store(out).ok
+
+
+def case_reader_refuses_hand_edited_metadata(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp / "out.zarr"
+    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    doc = json.loads((out / "zarr.json").read_text())
+    doc["attributes"]["maskprep"]["void_label"] = 0
+    (out / "zarr.json").write_text(json.dumps(doc))
+    with pytest.raises(StoreError, match=r"zarr\.json: the metadata was edited"):
+        open_shards(out)
+
+
+def case_dataset_path_is_a_file(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp / "data.txt"
+    f.write_text("x")
+    r = _cli(["build-weights", str(f), "-o", str(tmp / "o.zarr")])
+    _one_error_line(r, f"{f}: is a file, not a dataset directory")
+
+
 CASES: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
     name.removeprefix("case_"): fn for name, fn in globals().items() if name.startswith("case_")
 }

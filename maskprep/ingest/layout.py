@@ -146,7 +146,7 @@ def detect_layout(root: Path) -> str:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: dataset directory does not exist")
+        raise DataError(_not_a_directory(root))
     candidates = [LAYOUTS.get(n) for n in LAYOUTS.in_order()]
     for layout in candidates:
         if not layout.needs_source and layout.guess_can_open(root):
@@ -201,13 +201,19 @@ def discover(
                 "(BuildConfig.from_recipe)"
             )
     if not root_path.is_dir():
-        raise DataError(f"{root_path}: dataset directory does not exist")
+        raise DataError(_not_a_directory(root_path))
     if layout == "auto":
         layout = detect_layout(root_path)
     samples = tuple(_layout(layout).find_samples(root_path, source))
     if not samples:
         raise DataError(f"{root_path}: the dataset is empty (no samples in the {layout} layout)")
     return Dataset(root_path, layout, samples)
+
+
+def _not_a_directory(root: Path) -> str:
+    if root.exists():
+        return f"{root}: is a file, not a dataset directory"
+    return f"{root}: dataset directory does not exist"
 
 
 def read_sample(

@@ -254,13 +254,15 @@ def _build_locked(
     t0: float,
 ) -> BuildSummary:
     existing = read_store_metadata(loc)
-    if existing is None and not loc.is_empty():
+    # A store whose zarr.json is torn is still ours if it has our marker folder.
+    torn = existing is None and not loc.is_empty() and loc.exists("_maskprep")
+    if existing is None and not loc.is_empty() and not (torn and overwrite):
         raise StoreError(
             f"{loc}: exists and is not a maskprep store; refusing to write into it "
             "(choose another output path)"
         )
     resume: StoreMetadata | None = None
-    replacing = False
+    replacing = torn and overwrite
     if existing is not None:
         same = (
             existing.config == wanted["config"]
@@ -403,7 +405,19 @@ def _scan(
     infos = [r for r in scanned if isinstance(r, SampleInfo)]
     good = [s for s, r in zip(samples, scanned, strict=True) if isinstance(r, SampleInfo)]
     if not infos:
-        raise DataError(f"{dataset.root}: no usable samples ({len(problems)} had problems)")
+        listed = [p.message for p in problems[:10]]
+        if len(problems) > 10:
+            listed.append(f"... and {len(problems) - 10} more")
+        raise DataError(
+            "\n".join(
+                [f"{dataset.root}: no usable samples ({len(problems)} had problems)", *listed]
+            )
+        )
+    if not any(i.split == "train" for i in infos):
+        raise DataError(
+            f"{dataset.root}: the train split is empty (every usable sample is in the valid "
+            "split), so there are no class statistics to weight by"
+        )
 
     weights = class_weights(stats, config.class_weights, class_names=config.class_names)
     metadata = StoreMetadata(

@@ -119,7 +119,8 @@ def reweight(
     loc = Location.parse(target, storage_options)
     meta = read_store_metadata(loc)
     if meta is None:
-        raise StoreError(f"{loc}: not a maskprep store")
+        problem = "not a maskprep store" if loc.exists() else "no such store"
+        raise StoreError(f"{loc}: {problem}")
     target_cfg = class_weight_config.to_dict()
     interrupted = meta.stage == "reweighting"
     if interrupted and meta.reweight_target != target_cfg:

@@ -21,6 +21,13 @@ __all__ = ["TEMP_TAG", "Location"]
 TEMP_TAG = ".maskprep-tmp-"
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @dataclass(frozen=True)
 class Location:
     """A store root: local path or URL, with fsspec ``storage_options`` for URLs.
@@ -102,6 +109,9 @@ class Location:
             p.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}{TEMP_TAG}")
             try:
+                # mkstemp makes 0600 files; a store is shared like any other
+                # file the user writes, so it gets the umask's mode (as zarr.json).
+                os.fchmod(fd, 0o666 & ~_umask())
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                 os.replace(tmp, p)

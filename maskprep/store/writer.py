@@ -208,4 +208,9 @@ def read_metadata(target: str | os.PathLike[str] | Location) -> StoreMetadata:
             f"{loc}: the store is incomplete (its build did not finish); "
             "re-run the same maskprep build-weights command to complete it"
         )
+    if meta.metadata_digest is not None and meta.metadata_digest != meta.digest():
+        raise StoreError(
+            f"{loc}/zarr.json: the metadata was edited after the build (digest mismatch); "
+            "rebuild the store"
+        )
     return meta

@@ -556,6 +556,27 @@ def case_reader_refuses_hand_edited_metadata(tmp: Path, monkeypatch: pytest.Monk
         open_shards(out)
 
 
+def case_on_error_skip_skips_images_without_masks(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _data(tmp, n=5)
+    masks = sorted((data / "masks").iterdir())
+    masks[1].unlink()
+    masks[3].unlink()
+    orphan = data / "masks" / "zz_orphan.png"
+    orphan.write_bytes(masks[0].read_bytes())
+    args = ["build-weights", str(data), "-o", str(tmp / "o.zarr"), "-q", "--scheduler", "sync"]
+    _one_error_line(_cli(args), "2 image(s) have no mask in masks/")
+    r = _cli([*args, "--on-error", "skip"])
+    assert r.exit_code == 0, r.output
+    assert "3 sample(s) quarantined" in r.output
+    assert f"{orphan}: has no image in images/" in r.output
+    for m in (masks[1], masks[3]):
+        assert f"{data / 'images' / m.name}: has no mask in masks/" in r.output
+    shards = open_shards(tmp / "o.zarr")
+    assert len(shards) == 3 and verify_store(tmp / "o.zarr").ok
+
+
 def case_dataset_path_is_a_file(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     f = tmp / "data.txt"
     f.write_text("x")

@@ -34,7 +34,7 @@ class Dsb2018Layout(Layout):
         )
 
     def find_samples(self, root: Path, source: SourceSpec | None) -> list[SampleSource]:
-        return samples_with_split(root, self.name, _discover_dsb2018(root))
+        return samples_with_split(root, self.name, *_discover_dsb2018(root))
 
     def read_annotations(
         self, src: SampleSource, image_shape: tuple[int, ...], options: ReadOptions
@@ -43,8 +43,12 @@ class Dsb2018Layout(Layout):
         return Annotations(instances, read_unlabeled(src, void, options.max_pixels))
 
 
-def _discover_dsb2018(root: Path) -> list[tuple[str, Path, tuple[Path, ...], Path | None]]:
+def _discover_dsb2018(
+    root: Path,
+) -> tuple[list[tuple[str, Path, tuple[Path, ...], Path | None]], list[tuple[str, str]], str]:
+    """Entries of the usable samples, ``(stem, message)`` of the others, and the error."""
     found: list[tuple[str, Path, tuple[Path, ...], Path | None]] = []
+    problems: list[tuple[str, str]] = []
     for child in sorted(root.iterdir()):
         if not child.is_dir() or child.name.startswith("."):
             continue
@@ -54,7 +58,8 @@ def _discover_dsb2018(root: Path) -> list[tuple[str, Path, tuple[Path, ...], Pat
             raise DataError(f"{child}: resolves outside the dataset directory {root}")
         image = child / "images" / f"{stem}.png"
         if not image.is_file():
-            raise DataError(f"{child}: expected the image {image.relative_to(root)}")
+            problems.append((stem, f"{child}: expected the image {image.relative_to(root)}"))
+            continue
         masks_dir = child / "masks"
         masks = tuple(p for p in sorted(masks_dir.glob("*.png")) if not p.name.startswith("."))
         for m in masks:
@@ -62,7 +67,10 @@ def _discover_dsb2018(root: Path) -> list[tuple[str, Path, tuple[Path, ...], Pat
             if not inside(root, m):
                 raise DataError(f"{m}: resolves outside the dataset directory {root}")
         found.append((stem, image, masks, None))
-    return found
+    message = problems[0][1] if len(problems) == 1 else "\n".join(
+        [f"{root}: {len(problems)} sample folder(s) have problems:", *(m for _, m in problems[:10])]
+    )
+    return found, problems, message
 
 
 def _instances_from_binary_masks(

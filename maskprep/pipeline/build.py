@@ -199,7 +199,9 @@ def build_weights(
     check_scheduler(scheduler, workers)
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
-    dataset = discover(dataset_dir, config.layout, source=config.source)
+    dataset = discover(
+        dataset_dir, config.layout, source=config.source, skip_bad=on_error == "skip"
+    )
     loc = _output_location(out, storage_options)
     files = _input_files(dataset)
     inputs_digest = _inputs_digest(dataset, files)
@@ -399,7 +401,8 @@ def _scan(
     results = runner.compute([*scans, stats_total], f"scanning {len(samples)} sample(s)")
     scanned = [r for group_results, _ in results[:-1] for r in group_results]
     stats: ClassStats = results[-1]
-    problems = [r for r in scanned if isinstance(r, SampleProblem)]
+    problems = [SampleProblem(sid, msg) for sid, msg in dataset.problems]
+    problems += [r for r in scanned if isinstance(r, SampleProblem)]
     if problems and on_error == "fail":
         raise _problems_error(problems, len(samples))
     infos = [r for r in scanned if isinstance(r, SampleInfo)]

@@ -577,6 +577,31 @@ def case_on_error_skip_skips_images_without_masks(
     assert len(shards) == 3 and verify_store(tmp / "o.zarr").ok
 
 
+def case_nan_in_float_image_is_noted(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    img = np.ones((16, 16), dtype=np.float32)
+    img[3, 4] = np.nan
+    img[5, 6] = np.inf
+    mask = np.zeros((16, 16), dtype=np.uint16)
+    mask[2:8, 2:8] = 1
+    data = _pair(tmp, img, mask, ".tif")
+    r = _cli(["build-weights", str(data), "-o", str(tmp / "o.zarr"), "-q", "--scheduler", "sync"])
+    assert r.exit_code == 0, r.output
+    assert f"note: {data / 'images' / 'a.tif'}: image has 2 NaN or infinite value(s)" in r.output
+
+
+def case_valid_txt_symlinked_outside_the_dataset(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _data(tmp)
+    outside = tmp / "elsewhere.txt"
+    outside.write_text("secret line\n")
+    (data / "valid.txt").unlink(missing_ok=True)
+    (data / "valid.txt").symlink_to(outside)
+    r = _cli(["build-weights", str(data), "-o", str(tmp / "o.zarr"), "-q", "--scheduler", "sync"])
+    _one_error_line(r, f"{data / 'valid.txt'}: resolves outside the dataset directory")
+    assert "secret" not in r.output
+
+
 def case_dataset_path_is_a_file(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     f = tmp / "data.txt"
     f.write_text("x")

@@ -171,6 +171,8 @@ def read_valid(
     path = root / name
     if not path.exists():
         return set()
+    if not inside(root, path):
+        raise DataError(f"{path}: resolves outside the dataset directory {root}")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:

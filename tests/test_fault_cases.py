@@ -188,6 +188,17 @@ def case_cli_second_writer_gets_error(tmp: Path, monkeypatch: pytest.MonkeyPatch
     assert not out.exists()
 
 
+def case_reweight_during_a_build_is_refused(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp / "out.zarr"
+    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    before = _files_digest(out)
+    lock = lock_path(Location.parse(out))
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    r = _cli(["reweight", str(out), "--class-weights", "none", "-q", "--scheduler", "sync"])
+    _one_error_line(r, "another maskprep writer")
+    assert _files_digest(out) == before
+
+
 def case_stale_lock_is_taken_over(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _data(tmp)
     out = tmp / "out.zarr"

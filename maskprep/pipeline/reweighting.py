@@ -26,6 +26,7 @@ from maskprep.store import (
     mark_complete,
     read_store_metadata,
     write_metadata,
+    writer_lock,
 )
 from maskprep.targets import TARGETS, TargetInput
 from maskprep.targets.weights import weight_lookup
@@ -113,10 +114,24 @@ def reweight(
     >>> open_shards(tmp / "o.zarr").class_weights.tolist()
     [1.0, 1.0]
     """
-    import dask
-
     t0 = time.perf_counter()
     loc = Location.parse(target, storage_options)
+    if loc.is_local and loc.path.is_symlink():
+        loc = Location(str(loc.path.resolve()), {})
+    with writer_lock(loc, "reweight"):
+        return _reweight_locked(loc, class_weight_config, scheduler, workers, progress, t0)
+
+
+def _reweight_locked(
+    loc: Location,
+    class_weight_config: ClassWeightConfig,
+    scheduler: str,
+    workers: int | None,
+    progress: Progress | None,
+    t0: float,
+) -> ReweightSummary:
+    import dask
+
     meta = read_store_metadata(loc)
     if meta is None:
         problem = "not a maskprep store" if loc.exists() else "no such store"

@@ -32,11 +32,13 @@ from PIL import Image
 import maskprep.pipeline.build as build_module
 from maskprep import (
     BuildConfig,
+    ClassWeightConfig,
     MaskprepError,
     StoreError,
     build_weights,
     make_sample,
     open_shards,
+    reweight,
     verify_store,
 )
 from maskprep.cli import main
@@ -377,6 +379,30 @@ def case_reweight_with_unreachable_scheduler_leaves_store_good(
     _one_error_line(r, "tcp://127.0.0.1:1: cannot connect to the dask scheduler")
     assert _files_digest(out) == before and verify_store(out).ok
     open_shards(out)
+
+
+def case_interrupted_reweight_advises_finishing_it(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import maskprep.pipeline.reweighting as rw
+
+    out = tmp / "out.zarr"
+    build_weights(_data(tmp), out, CFG, scheduler="sync")
+
+    def crash(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("worker lost")  # stands in for a kill mid-reweight
+
+    monkeypatch.setattr(rw, "_reweight_shard", crash)
+    with pytest.raises(RuntimeError):
+        reweight(out, ClassWeightConfig(scheme="none"), scheduler="sync")
+    monkeypatch.undo()
+    problem = verify_store(out).problems[0]
+    assert "a reweight to the 'none' scheme did not finish" in problem
+    assert "run the same reweight again" in problem
+    with pytest.raises(StoreError, match="a reweight did not finish"):
+        open_shards(out)
+    reweight(out, ClassWeightConfig(scheme="none"), scheduler="sync")
+    assert verify_store(out).ok
 
 
 # -- item 10: one line instead of a traceback -------------------------------------------------

@@ -203,6 +203,11 @@ def read_metadata(target: str | os.PathLike[str] | Location) -> StoreMetadata:
     meta = read_store_metadata(loc)
     if meta is None:
         raise StoreError(f"{loc}: not a maskprep store (no maskprep metadata in zarr.json)")
+    if not meta.complete and meta.stage == "reweighting":
+        raise StoreError(
+            f"{loc}: the store is incomplete (a reweight did not finish); "
+            "run the same reweight again to complete it"
+        )
     if not meta.complete:
         raise StoreError(
             f"{loc}: the store is incomplete (its build did not finish); "

@@ -135,6 +135,13 @@ def verify_store(
         problem = "no such store" if not loc.exists() else "not a maskprep store"
         return VerifyReport(str(loc), (f"{loc}: {problem}",), 0, 0)
     layout = meta.layout_info
+    if not meta.complete and meta.stage == "reweighting":
+        scheme = (meta.reweight_target or {}).get("scheme", "?")
+        msg = (
+            f"{loc}: incomplete: a reweight to the {scheme!r} scheme did not finish; run the "
+            "same reweight again to complete it (a new build would drop the reweight)"
+        )
+        return VerifyReport(str(loc), (msg,), 0, 0)
     if not meta.complete:
         n_shards = len(layout.shard_bounds())
         done = len(done_shards(loc))

@@ -7,6 +7,7 @@ open their own handles, so nothing unpicklable crosses process boundaries.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -21,8 +22,21 @@ __all__ = ["TEMP_TAG", "Location"]
 TEMP_TAG = ".maskprep-tmp-"
 
 
+@functools.cache
 def _umask() -> int:
-    """The process umask (read by setting it and setting it back)."""
+    """The process umask, read once.
+
+    Linux reports it in /proc without changing it; elsewhere it is read by
+    setting it and setting it back, once, so that no other thread's file is
+    ever created under a temporary umask during a build.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

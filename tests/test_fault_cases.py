@@ -639,6 +639,30 @@ def case_valid_txt_symlinked_outside_the_dataset(
     assert "secret" not in r.output
 
 
+def case_fifo_directory_and_jpeg_named_like_inputs(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs FIFOs")
+    data = _data(tmp, n=2)
+    args = ["build-weights", str(data), "-o", str(tmp / "o.zarr"), "-q", "--scheduler", "sync"]
+    mask = sorted((data / "masks").iterdir())[0]
+    saved = mask.read_bytes()
+    mask.unlink()
+    os.mkfifo(mask)
+    _one_error_line(_cli(args), f"{mask}: is a FIFO (named pipe), not an image file")
+    mask.unlink()
+    mask.mkdir()
+    _one_error_line(_cli(args), f"{mask}: is a directory, not an image file")
+    mask.rmdir()
+    mask.symlink_to(mask)  # a loop
+    _one_error_line(_cli(args), f"{mask}: is a broken symbolic link")
+    mask.unlink()
+    jpeg = mask.with_suffix(".jpg")
+    jpeg.write_bytes(saved)
+    _one_error_line(_cli(args), f"{jpeg}: .jpg files are not read in masks/")
+
+
 def case_dataset_path_is_a_file(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     f = tmp / "data.txt"
     f.write_text("x")

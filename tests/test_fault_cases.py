@@ -303,6 +303,14 @@ def case_dsb2018_mask_drawn_in_green_is_read(tmp: Path, monkeypatch: pytest.Monk
     assert int((sample["labels"] == 1).sum()) == 7 * 4
 
 
+def case_output_inside_a_dsb2018_dataset(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = make_sample(tmp / "dsb", n_images=3, size=(16, 16), layout="dsb2018")
+    out = data / "out.zarr"
+    first = build_weights(data, out, scheduler="sync")
+    again = build_weights(data, out, scheduler="sync")  # the store is not taken for a sample
+    assert first.n_samples == again.n_samples == 3 and again.shards_written == 0
+
+
 def case_palette_image_is_read_as_colours(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     idx = np.zeros((16, 16), dtype=np.uint8)
     idx[4:8, 4:8] = 1

@@ -52,6 +52,8 @@ def _discover_dsb2018(
     for child in sorted(root.iterdir()):
         if not child.is_dir() or child.name.startswith("."):
             continue
+        if (child / "zarr.json").is_file():
+            continue  # a zarr store (maskprep's output, say) is not a sample folder
         stem = child.name
         check_name(child)
         if not inside(root, child):

@@ -34,6 +34,7 @@ _LAZY = {
     "Recipe": "maskprep.recipes",
     "ReweightSummary": "maskprep.pipeline",
     "Shards": "maskprep.reader",
+    "SchedulerError": "maskprep.errors",
     "StoreError": "maskprep.errors",
     "StoreMetadata": "maskprep.store",
     "Target": "maskprep.targets",
@@ -70,6 +71,7 @@ __all__ = [
     "PluginError",
     "Recipe",
     "ReweightSummary",
+    "SchedulerError",
     "Shards",
     "StoreError",
     "StoreMetadata",
@@ -113,7 +115,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static checkers see the real names
     from maskprep.config import BuildConfig
-    from maskprep.errors import DataError, MaskprepError, PluginError, StoreError
+    from maskprep.errors import (
+        DataError,
+        MaskprepError,
+        PluginError,
+        SchedulerError,
+        StoreError,
+    )
     from maskprep.ingest import Layout, available_layouts, discover, read_sample
     from maskprep.pipeline import BuildSummary, ReweightSummary, build_weights, reweight
     from maskprep.reader import Shards, open_shards

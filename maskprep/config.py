@@ -30,6 +30,9 @@ _OMITTED_AT_DEFAULT = (
 )
 
 
+#: Largest ``shard_size``: a shard index of 1 MiB per array.
+MAX_SHARD_SIZE = 65536
+
 @dataclass(frozen=True)
 class BuildConfig:
     """Everything that decides the content of a built store.
@@ -106,6 +109,11 @@ class BuildConfig:
             raise ValueError(f"w0 must be a finite number >= 0, got {self.w0}")
         if not (math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be a finite number > 0, got {self.sigma}")
+        two_s2 = 2.0 * self.sigma * self.sigma  # the border term divides by 2 sigma^2
+        if not (two_s2 > 0 and math.isfinite(1.0 / two_s2)):
+            raise ValueError(
+                f"sigma is too small to compute with (2*sigma**2 underflows), got {self.sigma}"
+            )
         if self.border_region not in BORDER_REGIONS:
             raise ValueError(
                 f"border_region must be one of {', '.join(BORDER_REGIONS)}, "
@@ -120,6 +128,12 @@ class BuildConfig:
             raise ValueError(f"spacing must be 2 or 3 positive numbers, got {self.spacing}")
         if not isinstance(self.shard_size, int) or self.shard_size < 1:
             raise ValueError(f"shard_size must be a positive integer, got {self.shard_size!r}")
+        if self.shard_size > MAX_SHARD_SIZE:
+            # Every shard file holds an index of 16 bytes per sample slot, read
+            # whole by readers: past this, stores bloat and readers run out of memory.
+            raise ValueError(
+                f"shard_size must be at most {MAX_SHARD_SIZE:,} samples, got {self.shard_size:,}"
+            )
         if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
             raise ValueError(f"max_pixels must be a positive integer, got {self.max_pixels!r}")
         if not isinstance(self.zstd_level, int) or not -7 <= self.zstd_level <= 22:

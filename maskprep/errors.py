@@ -7,7 +7,14 @@ print it without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "MaskprepError", "PluginError", "StoreError", "check_known_keys"]
+__all__ = [
+    "DataError",
+    "MaskprepError",
+    "PluginError",
+    "SchedulerError",
+    "StoreError",
+    "check_known_keys",
+]
 
 
 class MaskprepError(Exception):
@@ -20,6 +27,10 @@ class DataError(MaskprepError, ValueError):
 
 class StoreError(MaskprepError):
     """An output store is missing, incomplete, or not a maskprep store."""
+
+
+class SchedulerError(MaskprepError):
+    """A dask-distributed scheduler cannot be reached (names its address)."""
 
 
 class PluginError(MaskprepError):

@@ -34,7 +34,10 @@ ARRAY_FILES = {
 }
 # Keys that depend on when the inputs were written or on the version string.
 VOLATILE = ("inputs_digest", "metadata_digest", "maskprep_version")
-METADATA_DIGEST = "0e8aed87067e5ef40c1146970bc2c4121e9f4b3194a3ab7dd50150e0213a7742"
+# Deliberate edit: the metadata gained ``shapes_checksum`` (the sha256 of
+# ``shapes/c/0/0`` above); without that key the digest is the earlier
+# 0e8aed87067e5ef40c1146970bc2c4121e9f4b3194a3ab7dd50150e0213a7742.
+METADATA_DIGEST = "8d9b44cd445dd8a1327311b0d0b26dfbe0724f24865708c6c6757760f829a33d"
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +66,8 @@ def test_array_files_are_byte_identical(quickstart_store: Path) -> None:
 
 def test_metadata_is_unchanged(quickstart_store: Path) -> None:
     assert _metadata_digest(quickstart_store) == METADATA_DIGEST
+
+
+def test_shapes_checksum_is_the_shapes_chunk(quickstart_store: Path) -> None:
+    meta = json.loads((quickstart_store / "zarr.json").read_text())["attributes"]["maskprep"]
+    assert meta["shapes_checksum"] == ARRAY_FILES["shapes/c/0/0"]

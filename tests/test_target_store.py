@@ -156,7 +156,9 @@ def test_cli_targets_option(mixed_dir: Path, tmp_path: Path) -> None:
     assert "--targets" in bad.output and "unknown target 'nope'" in bad.output
 
 
-def test_preview_draws_the_targets_and_inspect_lists_them(all_targets: Path, tmp_path: Path) -> None:
+def test_preview_draws_the_targets_and_inspect_lists_them(
+    all_targets: Path, tmp_path: Path
+) -> None:
     from maskprep import inspect_store, preview
 
     files = preview(all_targets, tmp_path / "prev", samples=1)

@@ -162,6 +162,10 @@ def user_errors() -> Iterator[None]:
         except MaskprepError as exc:
             click.echo(f"Error: {translate_advice(str(exc))}", err=True)
             sys.exit(1)
+        except OSError as exc:  # not ours, but still one line, not a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(1)
         except ValueError as exc:
             ctx = click.get_current_context(silent=True)
             flags = flag_table(ctx.command) if ctx is not None else {}

@@ -35,6 +35,7 @@ from maskprep.ingest.model import (
     CocoAnnotation,
     Dataset,
     LoadedSample,
+    SampleProblems,
     SampleSource,
 )
 from maskprep.ingest.paths import PathPattern
@@ -55,6 +56,7 @@ __all__ = [
     "LoadedSample",
     "PathPattern",
     "ReadOptions",
+    "SampleProblems",
     "SampleSource",
     "SourceSpec",
     "available_layouts",

@@ -34,7 +34,7 @@ class Dsb2018Layout(Layout):
         )
 
     def find_samples(self, root: Path, source: SourceSpec | None) -> list[SampleSource]:
-        return samples_with_split(root, self.name, _discover_dsb2018(root))
+        return samples_with_split(root, self.name, *_discover_dsb2018(root))
 
     def read_annotations(
         self, src: SampleSource, image_shape: tuple[int, ...], options: ReadOptions
@@ -43,18 +43,25 @@ class Dsb2018Layout(Layout):
         return Annotations(instances, read_unlabeled(src, void, options.max_pixels))
 
 
-def _discover_dsb2018(root: Path) -> list[tuple[str, Path, tuple[Path, ...], Path | None]]:
+def _discover_dsb2018(
+    root: Path,
+) -> tuple[list[tuple[str, Path, tuple[Path, ...], Path | None]], list[tuple[str, str]], str]:
+    """Entries of the usable samples, ``(stem, message)`` of the others, and the error."""
     found: list[tuple[str, Path, tuple[Path, ...], Path | None]] = []
+    problems: list[tuple[str, str]] = []
     for child in sorted(root.iterdir()):
         if not child.is_dir() or child.name.startswith("."):
             continue
+        if (child / "zarr.json").is_file():
+            continue  # a zarr store (maskprep's output, say) is not a sample folder
         stem = child.name
         check_name(child)
         if not inside(root, child):
             raise DataError(f"{child}: resolves outside the dataset directory {root}")
         image = child / "images" / f"{stem}.png"
         if not image.is_file():
-            raise DataError(f"{child}: expected the image {image.relative_to(root)}")
+            problems.append((stem, f"{child}: expected the image {image.relative_to(root)}"))
+            continue
         masks_dir = child / "masks"
         masks = tuple(p for p in sorted(masks_dir.glob("*.png")) if not p.name.startswith("."))
         for m in masks:
@@ -62,7 +69,10 @@ def _discover_dsb2018(root: Path) -> list[tuple[str, Path, tuple[Path, ...], Pat
             if not inside(root, m):
                 raise DataError(f"{m}: resolves outside the dataset directory {root}")
         found.append((stem, image, masks, None))
-    return found
+    message = problems[0][1] if len(problems) == 1 else "\n".join(
+        [f"{root}: {len(problems)} sample folder(s) have problems:", *(m for _, m in problems[:10])]
+    )
+    return found, problems, message
 
 
 def _instances_from_binary_masks(
@@ -72,8 +82,11 @@ def _instances_from_binary_masks(
     owner: list[Path] = []
     for k, path in enumerate(src.masks, start=1):
         m = read_array(path, "instance mask", max_pixels)
-        if m.ndim == 3 and m.shape[-1] in (3, 4):
-            m = m[..., 0]
+        if m.ndim == 3 and m.shape[-1] in (2, 3, 4):
+            # A binary mask drawn in any colour: a pixel is on if any colour
+            # channel is (the alpha channel, last of LA and RGBA, is not colour).
+            colour = m[..., :3] if m.shape[-1] in (3, 4) else m[..., :1]
+            m = np.asarray(colour.any(axis=-1))
         if m.ndim != 2:
             raise DataError(f"{path}: instance mask must be 2D, got shape {m.shape}")
         if instances is None:

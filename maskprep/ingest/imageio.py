@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,35 @@ def _too_big(path: Path, what: str, n: int, max_pixels: int | None) -> None:
         )
 
 
-def read_array(path: Path, what: str, max_pixels: int | None = None) -> np.ndarray:
+def _palette_mode(mode: str, info: Mapping[Any, Any]) -> str | None:
+    """The mode a palette image's colours are read in (None: not a palette image).
+
+    An image's palette indices are not its pixel values: they are converted
+    to the colours they stand for (RGBA when the palette has transparency).
+    """
+    if mode == "PA" or (mode == "P" and "transparency" in info):
+        return "RGBA"
+    return "RGB" if mode == "P" else None
+
+
+def _multichannel(path: Path, what: str, n: int, kind: str) -> DataError:
+    name = {2: "a grey+alpha", 3: "an RGB(A)", 4: "an RGB(A)"}.get(n, "a multi-channel")
+    return DataError(
+        f"{path}: {what} is {name} image ({kind}, {n} channels per pixel); expected a "
+        "single-channel label image (one integer id per pixel, e.g. a greyscale or palette PNG)"
+    )
+
+
+def read_array(
+    path: Path, what: str, max_pixels: int | None = None, *, labels: bool = False
+) -> np.ndarray:
+    """Decode ``path``; with ``labels=True`` refuse files with several channels per pixel.
+
+    Whether a file has channels is read from the file's own description
+    (Pillow's bands, TIFF's sample axis), not guessed from the array's shape:
+    an RGB TIFF of 16x16 pixels and a 16x16x3 volume decode to the same shape.
+    Palette images that are not labels are read as their colours.
+    """
     # The size is checked from the header before anything is decoded, so a
     # small file claiming a huge image cannot exhaust memory.
     try:
@@ -37,12 +66,22 @@ def read_array(path: Path, what: str, max_pixels: int | None = None) -> np.ndarr
             with tifffile.TiffFile(path) as tif:
                 series = tif.series[0]
                 _too_big(path, what, int(np.prod(series.shape)), max_pixels)
+                axes = str(getattr(series, "axes", ""))
+                if labels and ("S" in axes or "C" in axes):
+                    n = int(series.shape[axes.index("S" if "S" in axes else "C")])
+                    raise _multichannel(path, what, n, f"TIFF axes {axes}")
                 return np.asarray(series.asarray())
         from PIL import Image
 
         with Image.open(path) as im:
             w, h = im.size
-            _too_big(path, what, w * h * len(im.getbands()), max_pixels)
+            bands = im.getbands()
+            _too_big(path, what, w * h * len(bands), max_pixels)
+            if labels and len(bands) > 1:
+                raise _multichannel(path, what, len(bands), f"mode {im.mode}")
+            palette = None if labels else _palette_mode(im.mode, im.info)
+            if palette is not None:
+                return np.asarray(im.convert(palette))
             im.load()
             return np.asarray(im)
     except DataError:
@@ -66,7 +105,7 @@ def probe_image(path: Path, max_pixels: int | None) -> tuple[tuple[int, ...], np
 
         with Image.open(path) as im:
             w, h = im.size
-            mode = im.mode
+            mode = _palette_mode(im.mode, im.info) or im.mode
             _too_big(path, "image", w * h * len(im.getbands()), max_pixels)
             im.verify()
         # What np.asarray gives for this mode: dtype and channel axis.

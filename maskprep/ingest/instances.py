@@ -17,7 +17,7 @@ import numpy as np
 from maskprep.errors import DataError
 from maskprep.ingest.imageio import check_label_array, read_array
 from maskprep.ingest.layout import LAYOUTS, Annotations, Layout, ReadOptions
-from maskprep.ingest.model import SampleSource
+from maskprep.ingest.model import SampleProblems, SampleSource
 from maskprep.ingest.paths import files_by_stem, read_valid
 from maskprep.ingest.source import SourceSpec
 
@@ -25,14 +25,26 @@ __all__ = ["InstancesLayout", "read_unlabeled", "samples_with_split"]
 
 
 def samples_with_split(
-    root: Path, layout: str, entries: Sequence[tuple[str, Path, tuple[Path, ...], Path | None]]
+    root: Path,
+    layout: str,
+    entries: Sequence[tuple[str, Path, tuple[Path, ...], Path | None]],
+    problems: Sequence[tuple[str, str]] = (),
+    message: str = "",
 ) -> list[SampleSource]:
-    """Samples of ``(stem, image, masks, unlabeled)`` entries, split by ``valid.txt``."""
-    valid = read_valid(root, [e[0] for e in entries]) if entries else set()
-    return [
+    """Samples of ``(stem, image, masks, unlabeled)`` entries, split by ``valid.txt``.
+
+    With ``problems`` (``(stem, message)`` of unusable samples), raise
+    :class:`SampleProblems` with ``message`` and the usable samples instead.
+    """
+    stems = [e[0] for e in entries] + [p[0] for p in problems]
+    valid = read_valid(root, stems) if stems else set()
+    samples = [
         SampleSource(stem, image, masks, unl, "valid" if stem in valid else "train", layout)
         for stem, image, masks, unl in entries
     ]
+    if problems:
+        raise SampleProblems(message, samples, problems)
+    return samples
 
 
 def read_unlabeled(src: SampleSource, void: np.ndarray, max_pixels: int | None) -> np.ndarray:
@@ -60,41 +72,49 @@ class InstancesLayout(Layout):
         return (root / "images").is_dir() and (root / "masks").is_dir()
 
     def find_samples(self, root: Path, source: SourceSpec | None) -> list[SampleSource]:
-        return samples_with_split(root, self.name, _discover_instances(root))
+        return samples_with_split(root, self.name, *_discover_instances(root))
 
     def read_annotations(
         self, src: SampleSource, image_shape: tuple[int, ...], options: ReadOptions
     ) -> Annotations:
         raw = check_label_array(
-            read_array(src.masks[0], "mask", options.max_pixels), src.masks[0]
+            read_array(src.masks[0], "mask", options.max_pixels, labels=True), src.masks[0]
         )
         instances, void = _instances_from_label_image(raw, src.masks[0], options.unlabeled_value)
         return Annotations(instances, read_unlabeled(src, void, options.max_pixels))
 
 
-def _discover_instances(root: Path) -> list[tuple[str, Path, tuple[Path, ...], Path | None]]:
+def _discover_instances(
+    root: Path,
+) -> tuple[list[tuple[str, Path, tuple[Path, ...], Path | None]], list[tuple[str, str]], str]:
+    """Entries of the usable samples, ``(stem, message)`` of the others, and the error."""
     images = files_by_stem(root, root / "images")
     masks = files_by_stem(root, root / "masks")
     unlabeled = files_by_stem(root, root / "unlabeled")
     no_mask = sorted(set(images) - set(masks))
     no_image = sorted(set(masks) - set(images))
+    stray = sorted(set(unlabeled) - set(images))
+    problems = [(s, f"{images[s]}: has no mask in masks/") for s in no_mask]
+    problems += [(s, f"{masks[s]}: has no image in images/") for s in no_image]
+    problems += [(s, f"{unlabeled[s]}: has no image in images/") for s in stray if s not in masks]
+    message = ""
     if no_mask:
-        raise DataError(
+        message = (
             f"{root / 'images'}: {len(no_mask)} image(s) have no mask in masks/: "
             + ", ".join(no_mask[:5])
         )
-    if no_image:
-        raise DataError(
+    elif no_image:
+        message = (
             f"{root / 'masks'}: {len(no_image)} mask(s) have no image in images/: "
             + ", ".join(no_image[:5])
         )
-    stray = sorted(set(unlabeled) - set(images))
-    if stray:
-        raise DataError(
+    elif stray:
+        message = (
             f"{root / 'unlabeled'}: {len(stray)} file(s) have no image in images/: "
             + ", ".join(stray[:5])
         )
-    return [(s, images[s], (masks[s],), unlabeled.get(s)) for s in sorted(images)]
+    good = sorted(set(images) - set(no_mask))
+    return [(s, images[s], (masks[s],), unlabeled.get(s)) for s in good], problems, message
 
 
 def _instances_from_label_image(

@@ -19,7 +19,7 @@ import numpy as np
 
 from maskprep.errors import DataError
 from maskprep.ingest.imageio import check_image_shape, probe_image_as, read_image
-from maskprep.ingest.model import Dataset, LoadedSample, SampleSource
+from maskprep.ingest.model import Dataset, LoadedSample, SampleProblems, SampleSource
 from maskprep.ingest.source import SourceSpec
 from maskprep.plugins import Registry
 
@@ -146,7 +146,7 @@ def detect_layout(root: Path) -> str:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: dataset directory does not exist")
+        raise DataError(_not_a_directory(root))
     candidates = [LAYOUTS.get(n) for n in LAYOUTS.in_order()]
     for layout in candidates:
         if not layout.needs_source and layout.guess_can_open(root):
@@ -158,7 +158,11 @@ def detect_layout(root: Path) -> str:
 
 
 def discover(
-    root: str | os.PathLike[str], layout: str = "auto", *, source: SourceSpec | None = None
+    root: str | os.PathLike[str],
+    layout: str = "auto",
+    *,
+    source: SourceSpec | None = None,
+    skip_bad: bool = False,
 ) -> Dataset:
     """Find every sample of a dataset directory and its split.
 
@@ -172,6 +176,10 @@ def discover(
     source : SourceSpec, optional
         Paths, split and classes of a semantic, cityscapes or coco dataset
         (usually from a recipe); required for those layouts.
+    skip_bad : bool
+        Leave out samples the layout finds unusable (an image without a mask,
+        say) and list them in :attr:`Dataset.problems`, instead of raising.
+        Problems of the whole dataset still raise.
 
     Returns
     -------
@@ -201,13 +209,30 @@ def discover(
                 "(BuildConfig.from_recipe)"
             )
     if not root_path.is_dir():
-        raise DataError(f"{root_path}: dataset directory does not exist")
+        raise DataError(_not_a_directory(root_path))
     if layout == "auto":
         layout = detect_layout(root_path)
-    samples = tuple(_layout(layout).find_samples(root_path, source))
+    problems: tuple[tuple[str, str], ...] = ()
+    try:
+        samples = tuple(_layout(layout).find_samples(root_path, source))
+    except SampleProblems as exc:
+        if not skip_bad:
+            raise DataError(str(exc)) from None
+        samples, problems = exc.samples, exc.problems
     if not samples:
+        if problems:
+            listed = "\n".join(m for _, m in problems[:10])
+            raise DataError(
+                f"{root_path}: no usable samples ({len(problems)} had problems)\n{listed}"
+            )
         raise DataError(f"{root_path}: the dataset is empty (no samples in the {layout} layout)")
-    return Dataset(root_path, layout, samples)
+    return Dataset(root_path, layout, samples, problems)
+
+
+def _not_a_directory(root: Path) -> str:
+    if root.exists():
+        return f"{root}: is a file, not a dataset directory"
+    return f"{root}: dataset directory does not exist"
 
 
 def read_sample(

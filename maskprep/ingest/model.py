@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from maskprep.errors import DataError
 
 __all__ = [
     "CITYSCAPES_INSTANCE_FACTOR",
@@ -20,6 +23,7 @@ __all__ = [
     "CocoAnnotation",
     "Dataset",
     "LoadedSample",
+    "SampleProblems",
     "SampleSource",
 ]
 
@@ -77,6 +81,8 @@ class Dataset:
     root: Path
     layout: str
     samples: tuple[SampleSource, ...]
+    #: ``(sample_id, message)`` of samples left out (``discover(skip_bad=True)``).
+    problems: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -100,3 +106,22 @@ class LoadedSample:
     # from the instances (0 background, 1 object).
     labels: np.ndarray | None = None
 
+
+
+class SampleProblems(DataError):
+    """Some samples of a dataset cannot be used, the rest can (raised by layouts).
+
+    The message is the error for a build that stops at bad input;
+    ``samples`` are the usable samples and ``problems`` the
+    ``(sample_id, message)`` of the others, for builds that skip them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        samples: Sequence[SampleSource],
+        problems: Sequence[tuple[str, str]],
+    ) -> None:
+        super().__init__(message)
+        self.samples = tuple(samples)
+        self.problems = tuple(problems)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskprep.errors import DataError
-from maskprep.ingest.model import IMAGE_SUFFIXES
+from maskprep.ingest.model import IMAGE_SUFFIXES, RECIPE_IMAGE_SUFFIXES
 
 __all__ = ["PathPattern", "check_name", "files_by_stem", "inside", "read_valid"]
 
@@ -142,13 +142,25 @@ def check_name(path: Path) -> None:
 
 
 def files_by_stem(root: Path, folder: Path) -> dict[str, Path]:
+    """Image files of ``folder`` by stem.
+
+    An entry named like an image that is not a regular file (a FIFO, a
+    directory, a dangling or looping symlink) is an error saying what it is,
+    and so is a JPEG/BMP/WebP file whose stem has no supported file: these
+    would otherwise surface as "has no mask" or "has no image".
+    """
     found: dict[str, Path] = {}
+    unsupported: dict[str, Path] = {}
     if not folder.is_dir():
         return found
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
+        suffix = path.suffix.lower()
+        if path.name.startswith(".") or suffix not in RECIPE_IMAGE_SUFFIXES:
             continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if not path.is_file():
+            raise DataError(f"{path}: is {_kind(path)}, not an image file")
+        if suffix not in IMAGE_SUFFIXES:
+            unsupported.setdefault(path.stem, path)
             continue
         check_name(path)
         if not inside(root, path):
@@ -159,7 +171,30 @@ def files_by_stem(root: Path, folder: Path) -> dict[str, Path]:
                 f"{folder}: two files share the stem {stem!r}: {found[stem].name} and {path.name}"
             )
         found[stem] = path
+    for stem, path in unsupported.items():
+        if stem not in found:
+            raise DataError(
+                f"{path}: {path.suffix} files are not read in {folder.name}/ (use "
+                f"{', '.join(IMAGE_SUFFIXES)}; JPEG's lossy compression changes label values)"
+            )
     return found
+
+
+def _kind(path: Path) -> str:
+    """What a path that is not a regular file is."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:  # dangling symlink, symlink loop
+        return f"a broken symbolic link ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def read_valid(
@@ -171,6 +206,8 @@ def read_valid(
     path = root / name
     if not path.exists():
         return set()
+    if not inside(root, path):
+        raise DataError(f"{path}: resolves outside the dataset directory {root}")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:

@@ -101,7 +101,7 @@ def _read_semantic(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """labels (void filled), void, instances of a semantic or cityscapes sample."""
     path = src.masks[0]
-    raw = check_label_array(read_array(path, "mask", max_pixels), path)
+    raw = check_label_array(read_array(path, "mask", max_pixels, labels=True), path)
     given: np.ndarray | None = None
     if spec.layout == "cityscapes":
         if raw.size and int(raw.max()) > np.iinfo(np.int32).max:

@@ -42,11 +42,13 @@ from maskprep.pipeline.scan import (
 from maskprep.pipeline.write import plan_layout, write_sample_shard
 from maskprep.store import (
     Location,
+    StoreLayout,
     StoreMetadata,
     create_store,
     done_shards,
     mark_complete,
     read_store_metadata,
+    writer_lock,
 )
 from maskprep.targets.weights import weight_lookup
 from maskprep.weighting import ClassStats, class_weights
@@ -102,8 +104,7 @@ def _problems_error(problems: Sequence[SampleProblem], n: int) -> DataError:
     lines = [p.message for p in problems[:10]]
     more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
     head = (
-        f"{len(problems)} of {n} samples have problems "
-        "(on_error='skip' builds without them):\n"
+        f"{len(problems)} of {n} samples have problems (on_error='skip' builds without them):\n"
         if len(problems) > 1
         else ""
     )
@@ -193,34 +194,85 @@ def build_weights(
     >>> open_shards(tmp / "out.zarr")[0]["weights"].dtype
     dtype('float32')
     """
-    import dask
-
     t0 = time.perf_counter()
     config = config or BuildConfig()
     check_scheduler(scheduler, workers)
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
-    dataset = discover(dataset_dir, config.layout, source=config.source)
-    loc = Location.parse(out, storage_options)
+    dataset = discover(
+        dataset_dir, config.layout, source=config.source, skip_bad=on_error == "skip"
+    )
+    loc = _output_location(out, storage_options)
     files = _input_files(dataset)
     inputs_digest = _inputs_digest(dataset, files)
     wanted = {"config": config.to_dict(), "on_error": on_error, "inputs_digest": inputs_digest}
+    try:
+        with writer_lock(loc, "build_weights"):
+            return _build_locked(
+                dataset,
+                files,
+                loc,
+                config,
+                runner_args=(scheduler, workers, progress, retries),
+                overwrite=overwrite,
+                on_error=on_error,
+                wanted=wanted,
+                t0=t0,
+            )
+    except OSError as exc:
+        # A full disk, a read-only directory, a vanished file: one line naming the path.
+        where = exc.filename or loc
+        raise StoreError(
+            f"{where}: {exc.strerror or exc}; the build of {loc} stopped (a store it was "
+            "replacing is unchanged; re-run to finish)"
+        ) from None
 
+
+def _output_location(
+    out: str | os.PathLike[str], storage_options: dict[str, Any] | None
+) -> Location:
+    """The output location; a local symlink is followed to the store it names."""
+    if not os.fspath(out):
+        raise ValueError("out must name a store (got an empty path)")
+    loc = Location.parse(out, storage_options)
+    if loc.is_local:
+        if loc.path.is_symlink():
+            loc = Location(str(loc.path.resolve()), {})
+        if loc.path.exists() and not loc.path.is_dir():
+            raise StoreError(f"{loc}: exists and is a file, not a store directory")
+    return loc
+
+
+def _build_locked(
+    dataset: Dataset,
+    files: dict[Path, tuple[str, int, int]],
+    loc: Location,
+    config: BuildConfig,
+    *,
+    runner_args: tuple[str, int | None, Progress | None, int],
+    overwrite: bool,
+    on_error: str,
+    wanted: dict[str, Any],
+    t0: float,
+) -> BuildSummary:
     existing = read_store_metadata(loc)
-    if existing is None and not loc.is_empty():
+    # A store whose zarr.json is torn is still ours if it has our marker folder.
+    torn = existing is None and not loc.is_empty() and loc.exists("_maskprep")
+    if existing is None and not loc.is_empty() and not (torn and overwrite):
         raise StoreError(
             f"{loc}: exists and is not a maskprep store; refusing to write into it "
             "(choose another output path)"
         )
     resume: StoreMetadata | None = None
+    replacing = torn and overwrite
     if existing is not None:
         same = (
             existing.config == wanted["config"]
             and existing.on_error == on_error
-            and existing.inputs_digest == inputs_digest
+            and existing.inputs_digest == wanted["inputs_digest"]
         )
         if overwrite:
-            loc.remove()
+            replacing = True
         elif not same:
             raise StoreError(
                 f"{loc}: a maskprep store built from other inputs or parameters is already "
@@ -234,11 +286,48 @@ def build_weights(
         else:
             loc.remove()  # creation was interrupted: nothing in it is worth keeping
 
-    with Runner(scheduler, workers, progress, retries) as runner:
+    # The store being replaced stays whole until the new one is complete: local
+    # builds go to a hidden sibling that is renamed into place at the end; on
+    # object stores (no rename) the old store is deleted only after pass 1
+    # has checked every new input.
+    target = loc.sibling("build") if replacing and loc.is_local else loc
+    if target != loc:
+        target.remove()  # a build aside left by an earlier interrupted --overwrite
+    try:
+        final, layout, n_written = _write_store(
+            dataset, files, loc, target, config, runner_args, on_error, wanted, resume, replacing
+        )
+    except BaseException:
+        if target != loc:
+            target.remove()  # a failed build aside is of no use; the old store stays
+        raise
+    if target != loc:
+        loc.replace_with(target)
+    n_shards = len(layout.shard_bounds())
+    return _summary(loc, final, t0, n_written, n_shards - n_written)
+
+
+def _write_store(
+    dataset: Dataset,
+    files: dict[Path, tuple[str, int, int]],
+    loc: Location,
+    target: Location,
+    config: BuildConfig,
+    runner_args: tuple[str, int | None, Progress | None, int],
+    on_error: str,
+    wanted: dict[str, Any],
+    resume: StoreMetadata | None,
+    replacing: bool,
+) -> tuple[StoreMetadata, StoreLayout, int]:
+    """Pass 1 (unless resuming), create the store at ``target``, pass 2, mark it complete."""
+    import dask
+
+    with Runner(*runner_args) as runner:
         if resume is None:
-            meta, infos, good = _scan_and_create(
-                dataset, files, loc, config, runner, on_error, wanted
-            )
+            metadata, infos, good, shapes = _scan(dataset, files, config, runner, on_error, wanted)
+            if replacing and target == loc:
+                loc.remove()
+            meta = create_store(target, metadata, config.zstd_level, shapes=shapes)
         else:
             meta = resume
             by_id = {s.sample_id: s for s in dataset.samples}
@@ -246,18 +335,31 @@ def build_weights(
             infos = _infos_from_meta(meta, loc)
         layout = meta.layout_info
         lut = weight_lookup(config.void_label, config.num_classes, meta.class_weights)
-        done = done_shards(loc)
+        done = done_shards(target)
         writes = [
             dask.delayed(write_sample_shard)(
-                loc, k, a, plain(good[a:b]), plain(infos[a:b]), config, layout, lut
+                target,
+                k,
+                a,
+                plain(good[a:b]),
+                plain(infos[a:b]),
+                config,
+                layout,
+                lut,
+                plain(_fingerprints(good[a:b], files)),
             )
             for k, (a, b) in enumerate(layout.shard_bounds())
             if k not in done
         ]
         runner.compute(writes, f"writing {len(writes)} shard(s)")
-    final = mark_complete(loc, meta)
-    n_shards = len(layout.shard_bounds())
-    return _summary(loc, final, t0, len(writes), n_shards - len(writes))
+    return mark_complete(target, meta), layout, len(writes)
+
+
+def _fingerprints(
+    sources: Sequence[SampleSource], files: dict[Path, tuple[str, int, int]]
+) -> list[tuple[tuple[str, int, int], ...]]:
+    """Per sample: (path, size, mtime_ns) of each of its files, as stat-ed before pass 1."""
+    return [tuple((str(p), files[p][1], files[p][2]) for p in s.files()) for s in sources]
 
 
 def _infos_from_meta(meta: StoreMetadata, loc: Location) -> list[SampleInfo]:
@@ -280,15 +382,15 @@ def _infos_from_meta(meta: StoreMetadata, loc: Location) -> list[SampleInfo]:
     ]
 
 
-def _scan_and_create(
+def _scan(
     dataset: Dataset,
     files: dict[Path, tuple[str, int, int]],
-    loc: Location,
     config: BuildConfig,
     runner: Runner,
     on_error: str,
     wanted: dict[str, Any],
-) -> tuple[StoreMetadata, list[SampleInfo], list[SampleSource]]:
+) -> tuple[StoreMetadata, list[SampleInfo], list[SampleSource], np.ndarray]:
+    """Pass 1: check and count every sample; the new store's metadata and shapes."""
     import dask
 
     samples = dataset.samples
@@ -299,13 +401,26 @@ def _scan_and_create(
     results = runner.compute([*scans, stats_total], f"scanning {len(samples)} sample(s)")
     scanned = [r for group_results, _ in results[:-1] for r in group_results]
     stats: ClassStats = results[-1]
-    problems = [r for r in scanned if isinstance(r, SampleProblem)]
+    problems = [SampleProblem(sid, msg) for sid, msg in dataset.problems]
+    problems += [r for r in scanned if isinstance(r, SampleProblem)]
     if problems and on_error == "fail":
         raise _problems_error(problems, len(samples))
     infos = [r for r in scanned if isinstance(r, SampleInfo)]
     good = [s for s, r in zip(samples, scanned, strict=True) if isinstance(r, SampleInfo)]
     if not infos:
-        raise DataError(f"{dataset.root}: no usable samples ({len(problems)} had problems)")
+        listed = [p.message for p in problems[:10]]
+        if len(problems) > 10:
+            listed.append(f"... and {len(problems) - 10} more")
+        raise DataError(
+            "\n".join(
+                [f"{dataset.root}: no usable samples ({len(problems)} had problems)", *listed]
+            )
+        )
+    if not any(i.split == "train" for i in infos):
+        raise DataError(
+            f"{dataset.root}: the train split is empty (every usable sample is in the valid "
+            "split), so there are no class statistics to weight by"
+        )
 
     weights = class_weights(stats, config.class_weights, class_names=config.class_names)
     metadata = StoreMetadata(
@@ -316,10 +431,12 @@ def _scan_and_create(
         class_stats=stats,
         class_weights=tuple(float(w) for w in weights),
         class_weight_config=config.class_weights,
-        w0=config.w0,
-        sigma=config.sigma,
+        # float(): an int w0=10 would be written as 10 and read back as 10.0,
+        # and the metadata digest would no longer match.
+        w0=float(config.w0),
+        sigma=float(config.sigma),
         border_region=config.border_region,
-        tolerance=config.tolerance,
+        tolerance=float(config.tolerance),
         spacing=config.spacing,
         sample_ids=tuple(i.sample_id for i in infos),
         split=tuple(i.split for i in infos),
@@ -340,5 +457,4 @@ def _scan_and_create(
         layout_info=plan_layout(infos, good, config),
     )
     shapes = np.asarray([i.shape for i in infos], dtype=np.int32)
-    meta = create_store(loc, metadata, config.zstd_level, shapes=shapes)
-    return meta, infos, good
+    return metadata, infos, good, shapes

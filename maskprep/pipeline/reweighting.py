@@ -26,6 +26,7 @@ from maskprep.store import (
     mark_complete,
     read_store_metadata,
     write_metadata,
+    writer_lock,
 )
 from maskprep.targets import TARGETS, TargetInput
 from maskprep.targets.weights import weight_lookup
@@ -110,13 +111,28 @@ def reweight(
     >>> open_shards(store).class_weights.tolist()
     [1.0, 1.0]
     """
-    import dask
-
     t0 = time.perf_counter()
     loc = Location.parse(target, storage_options)
+    if loc.is_local and loc.path.is_symlink():
+        loc = Location(str(loc.path.resolve()), {})
+    with writer_lock(loc, "reweight"):
+        return _reweight_locked(loc, class_weight_config, scheduler, workers, progress, t0)
+
+
+def _reweight_locked(
+    loc: Location,
+    class_weight_config: ClassWeightConfig,
+    scheduler: str,
+    workers: int | None,
+    progress: Progress | None,
+    t0: float,
+) -> ReweightSummary:
+    import dask
+
     meta = read_store_metadata(loc)
     if meta is None:
-        raise StoreError(f"{loc}: not a maskprep store")
+        problem = "not a maskprep store" if loc.exists() else "no such store"
+        raise StoreError(f"{loc}: {problem}")
     target_cfg = class_weight_config.to_dict()
     interrupted = meta.stage == "reweighting"
     if interrupted and meta.reweight_target != target_cfg:
@@ -140,19 +156,30 @@ def reweight(
         config=build_cfg.to_dict(),
         reweight_target=None,
     )
-    # Mark the store incomplete before touching any shard: a crash from here on
-    # leaves a store that readers refuse, not one with mixed weights.
-    write_metadata(
-        loc, replace(meta, complete=False, stage="reweighting", reweight_target=target_cfg)
-    )
     layout = meta.layout_info
+    missing = [
+        name
+        for name in (*layout.array_names, "shapes")
+        if not loc.exists(f"{name}/zarr.json")
+    ]
+    if missing:
+        raise StoreError(
+            f"{loc}/{missing[0]}/zarr.json: array metadata is missing (the store is damaged; "
+            "rebuild it); the store was not changed"
+        )
     lut = weight_lookup(build_cfg.void_label, build_cfg.num_classes, weights)
     checksums = meta.shard_checksums or ()
     tasks = [
         dask.delayed(_reweight_shard)(loc, k, a, b, build_cfg, layout, lut, checksums[k])
         for k, (a, b) in enumerate(layout.shard_bounds())
     ]
+    # Connect first (an unreachable scheduler changes nothing), then mark the
+    # store incomplete before touching any shard: a crash from there on leaves
+    # a store that readers refuse, not one with mixed weights.
     with Runner(scheduler, workers, progress, retries=2) as runner:
+        write_metadata(
+            loc, replace(meta, complete=False, stage="reweighting", reweight_target=target_cfg)
+        )
         runner.compute(tasks, f"rewriting the weights of {len(tasks)} shard(s)")
     mark_complete(loc, new_meta)
     return ReweightSummary(

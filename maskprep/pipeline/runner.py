@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SCHEDULERS", "Progress", "Runner", "check_scheduler"]
+from maskprep.errors import SchedulerError
+
+__all__ = ["CONNECT_TIMEOUT", "SCHEDULERS", "Progress", "Runner", "check_scheduler"]
 
 SCHEDULERS = ("threads", "processes", "sync", "local-cluster")
+
+#: Seconds to wait for a dask-distributed scheduler to accept the connection
+#: (distributed's own default, 30 s, turns a typo in an address into a long wait).
+CONNECT_TIMEOUT = 5.0
 
 #: ``progress(stage, done, total)``: a new ``stage`` string starts a pass;
 #: ``done`` of ``total`` tasks of that pass have finished.
@@ -60,7 +66,13 @@ class Runner:
                 )
                 self.client = Client(self.cluster)
             else:
-                self.client = Client(self.scheduler)
+                try:
+                    self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT)
+                except (OSError, TimeoutError) as exc:
+                    raise SchedulerError(
+                        f"{self.scheduler}: cannot connect to the dask scheduler ({exc}); "
+                        "is the address right and the scheduler running?"
+                    ) from None
         return self
 
     def __exit__(self, *exc: object) -> None:

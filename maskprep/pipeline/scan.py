@@ -10,7 +10,7 @@ import numpy as np
 
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError
-from maskprep.ingest import LoadedSample, SampleSource, read_sample
+from maskprep.ingest import LAYOUTS, LoadedSample, ReadOptions, SampleSource, read_sample
 from maskprep.voidfill import sample_labels, with_void_border
 from maskprep.weighting import ClassStats, count_classes
 
@@ -103,6 +103,18 @@ def scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo:
             f"{src.masks[0] if src.masks else src.image}: instance id(s) {shown}{more} "
             "have several separate pieces (kept as one instance each)"
         )
+    if s.image_dtype.kind == "f":
+        # Pass 1 does not decode images; float ones are, for their NaN/inf.
+        options = ReadOptions(
+            config.unlabeled_value, config.max_pixels, config.source, config.void_label
+        )
+        pixels = LAYOUTS.get(src.layout).read_image(src, options)
+        bad = int(pixels.size - np.count_nonzero(np.isfinite(pixels)))
+        if bad:
+            notes.append(
+                f"{src.image}: image has {bad:,} NaN or infinite value(s), stored as they "
+                "are (they propagate through normalisation and losses)"
+            )
     return SampleInfo(
         sample_id=src.sample_id,
         split=src.split,

@@ -17,6 +17,7 @@ from maskprep.pipeline.scan import SampleInfo, load_sample
 from maskprep.store import ArraySpec, Location, StoreLayout, record_shard, write_shard
 from maskprep.targets import TARGETS, TargetInput
 from maskprep.voidfill import labels_dtype, sample_labels
+from maskprep.weighting import count_classes
 
 __all__ = ["plan_layout", "sample_arrays", "target_specs", "write_blocks", "write_sample_shard"]
 
@@ -87,8 +88,17 @@ def write_sample_shard(
     config: BuildConfig,
     layout: StoreLayout,
     weight_lut: np.ndarray,
+    fingerprints: Sequence[Sequence[tuple[str, int, int]]] | None = None,
 ) -> dict[str, Any]:
-    """The task of pass 2: build and write shard ``shard`` (samples from ``start``)."""
+    """The task of pass 2: build and write shard ``shard`` (samples from ``start``).
+
+    ``fingerprints`` holds, per sample, ``(path, size, mtime_ns)`` of its files
+    as they were before pass 1. Every file is re-stat-ed after it is read here,
+    and the sample's class counts are recounted and compared with pass 1's: an
+    input rewritten during the build fails the task (DataError naming the
+    file), so the store is never marked complete with labels that disagree
+    with its metadata.
+    """
     delay = float(os.environ.get(SHARD_DELAY_ENV, "0") or 0)
     if delay:
         time.sleep(delay)
@@ -100,17 +110,46 @@ def write_sample_shard(
         for name in layout.array_names
     }
     for j, (src, info) in enumerate(zip(sources, infos, strict=True)):
-        arrays = sample_arrays(src, config, weight_lut, layout.dtype("labels"))
+        try:
+            arrays = sample_arrays(src, config, weight_lut, layout.dtype("labels"))
+        except DataError:
+            if fingerprints is not None:
+                _check_unchanged(fingerprints[j])  # say it changed, if that is why
+            raise
         if arrays["labels"].shape != info.shape or str(arrays["image"].dtype) != info.image_dtype:
             raise DataError(
                 f"{src.masks[0] if src.masks else src.image}: changed while the build was "
                 f"running (shape {arrays['labels'].shape} {arrays['image'].dtype}, "
                 f"was {info.shape} {info.image_dtype})"
             )
+        if fingerprints is not None:
+            _check_unchanged(fingerprints[j])
+        counts = count_classes(arrays["labels"], config.void_label, config.num_classes)
+        if tuple(int(c) for c in counts) != tuple(info.class_counts):
+            raise DataError(
+                f"{src.masks[0] if src.masks else src.image}: changed while the build was "
+                f"running (class counts {counts.tolist()}, pass 1 counted "
+                f"{list(info.class_counts)}); the store is left incomplete"
+            )
         window: tuple[int | slice, ...] = (j, *(slice(0, k) for k in info.shape))
         for name, arr in arrays.items():
             blocks[name][window] = arr
     return write_blocks(loc, layout, shard, start, blocks, config.zstd_level)
+
+
+def _check_unchanged(files: Sequence[tuple[str, int, int]]) -> None:
+    for path, size, mtime in files:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise DataError(
+                f"{path}: vanished while the build was running ({exc.strerror})"
+            ) from None
+        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            raise DataError(
+                f"{path}: changed while the build was running (size or modification time "
+                "differs from pass 1); the store is left incomplete"
+            )
 
 
 def plan_layout(

@@ -26,7 +26,13 @@ from maskprep.errors import StoreError
 from maskprep.reader.arrays import SampleSource, open_array, zarr_open
 from maskprep.reader.files import MAX_OPEN_FILES, LocalFiles, RemoteFiles, ShardFiles
 from maskprep.reader.order import check_int, epoch_order
-from maskprep.store import Location, StoreMetadata, read_metadata
+from maskprep.store import (
+    SHAPES_KEY,
+    Location,
+    StoreMetadata,
+    read_metadata,
+    shapes_checksum,
+)
 
 __all__ = ["Shards", "open_shards"]
 
@@ -81,6 +87,12 @@ class Shards:
         self._sources: dict[str, SampleSource] = {
             name: open_array(loc, name, self._files, backend) for name in names
         }
+        want = self.store_metadata.shapes_checksum
+        if want is not None and shapes_checksum(loc) != want:
+            raise StoreError(
+                f"{loc}/{SHAPES_KEY}: checksum mismatch (the sample shapes were modified "
+                "after the build)"
+            )
         try:
             self._shapes = np.asarray(zarr_open(loc, "shapes")[:], dtype=np.int64)
         except Exception as e:

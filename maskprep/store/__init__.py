@@ -39,10 +39,12 @@ from maskprep.store.codec import (
     parse_fill_value,
 )
 from maskprep.store.location import Location
+from maskprep.store.lock import lock_path, writer_lock
 from maskprep.store.metadata import (
     CORE_ARRAYS,
     DEFAULT_ARRAYS,
     FORMAT_VERSION,
+    SHAPES_KEY,
     ArraySpec,
     StoreLayout,
     StoreMetadata,
@@ -56,6 +58,7 @@ from maskprep.store.writer import (
     read_metadata,
     read_store_metadata,
     record_shard,
+    shapes_checksum,
     shard_checksums,
     write_metadata,
     write_shard,
@@ -66,6 +69,7 @@ __all__ = [
     "DEFAULT_ARRAYS",
     "FORMAT_VERSION",
     "MISSING",
+    "SHAPES_KEY",
     "ZSTD_MAGIC",
     "ArraySpec",
     "Location",
@@ -81,6 +85,7 @@ __all__ = [
     "frame_content_size",
     "index_nbytes",
     "is_maskprep_store",
+    "lock_path",
     "mark_complete",
     "parse_endian",
     "parse_fill_value",
@@ -88,7 +93,9 @@ __all__ = [
     "read_metadata",
     "read_store_metadata",
     "record_shard",
+    "shapes_checksum",
     "shard_checksums",
     "write_metadata",
     "write_shard",
+    "writer_lock",
 ]

@@ -7,6 +7,7 @@ open their own handles, so nothing unpicklable crosses process boundaries.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -19,6 +20,26 @@ __all__ = ["TEMP_TAG", "Location"]
 # Marks the temporary files of atomic local writes; a writer killed mid-write
 # leaves one behind, and completed builds sweep them away.
 TEMP_TAG = ".maskprep-tmp-"
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask, read once.
+
+    Linux reports it in /proc without changing it; elsewhere it is read by
+    setting it and setting it back, once, so that no other thread's file is
+    ever created under a temporary umask during a build.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @dataclass(frozen=True)
@@ -102,6 +123,9 @@ class Location:
             p.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}{TEMP_TAG}")
             try:
+                # mkstemp makes 0600 files; a store is shared like any other
+                # file the user writes, so it gets the umask's mode (as zarr.json).
+                os.fchmod(fd, 0o666 & ~_umask())
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                 os.replace(tmp, p)
@@ -160,6 +184,28 @@ class Location:
         fs, root = self.filesystem()
         if fs.exists(root):
             fs.rm(root, recursive=True)
+
+    def sibling(self, tag: str) -> Location:
+        """A hidden local location beside this one (``.<name>.maskprep-tmp-<tag>``)."""
+        p = self.path
+        return Location(str(p.parent / f".{p.name}{TEMP_TAG}{tag}"), {})
+
+    def replace_with(self, new: Location) -> None:
+        """Put the local store ``new`` (a sibling) where this one is, then delete the old one.
+
+        Two renames within one directory: the old store is moved aside, the new
+        one takes its name, and only then is the old one deleted. If the process
+        dies between the renames, the old store is still whole under its
+        ``.<name>.maskprep-tmp-old`` name.
+        """
+        old = self.sibling("old")
+        if old.path.exists():
+            shutil.rmtree(old.path)
+        if self.path.exists():
+            os.replace(self.path, old.path)
+        os.replace(new.path, self.path)
+        if old.path.exists():
+            shutil.rmtree(old.path)
 
     def tree_size(self, prefix: str = "") -> tuple[int, int]:
         """Total bytes and number of objects under ``prefix`` (the whole store by default)."""

@@ -23,6 +23,7 @@ __all__ = [
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "FORMAT_VERSION",
+    "SHAPES_KEY",
     "STAGES",
     "ArraySpec",
     "StoreLayout",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+#: Store key of the ``shapes`` array's only chunk.
+SHAPES_KEY = "shapes/c/0/0"
 #: Arrays every store has: the input image, void-filled labels, instance ids.
 CORE_ARRAYS = ("image", "labels", "instances")
 #: Arrays of a store whose metadata lists none (every store before targets).
@@ -205,6 +208,9 @@ class StoreMetadata:
     shard_checksums: tuple[dict[str, str | None], ...] | None = None
     metadata_digest: str | None = None
     reweight_target: dict[str, Any] | None = None
+    #: sha256 of the ``shapes`` array's one chunk file (:data:`SHAPES_KEY`),
+    #: checked by verify and by the reader; None in stores made before it.
+    shapes_checksum: str | None = None
     format_version: int = FORMAT_VERSION
     padding: str = "end of each axis; image 0, labels void_label, instances 0, weights 0"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -304,6 +310,8 @@ class StoreMetadata:
             out["metadata_digest"] = self.metadata_digest
         if self.reweight_target is not None:
             out["reweight_target"] = self.reweight_target
+        if self.shapes_checksum is not None:
+            out["shapes_checksum"] = self.shapes_checksum
         out["stage"] = self.stage
         out["complete"] = self.complete
         return out
@@ -352,6 +360,7 @@ class StoreMetadata:
                 shard_checksums=None if checksums is None else tuple(dict(c) for c in checksums),
                 metadata_digest=d.get("metadata_digest"),
                 reweight_target=d.get("reweight_target"),
+                shapes_checksum=d.get("shapes_checksum"),
                 extra={k: v for k, v in d.items() if k not in _KEYS},
             )
         except (KeyError, TypeError, ValueError) as exc:

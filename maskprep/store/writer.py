@@ -13,7 +13,7 @@ import numpy as np
 from maskprep.errors import StoreError
 from maskprep.store.codec import encode_shard
 from maskprep.store.location import Location
-from maskprep.store.metadata import StoreLayout, StoreMetadata
+from maskprep.store.metadata import SHAPES_KEY, StoreLayout, StoreMetadata
 
 _MARKERS = "_maskprep/shards"
 
@@ -106,9 +106,15 @@ def create_store(
     )
     if shapes is not None:
         arr[:] = np.asarray(shapes, dtype=np.int32)
-    meta = replace(meta, stage="writing")
+    meta = replace(meta, stage="writing", shapes_checksum=shapes_checksum(loc))
     group.attrs["maskprep"] = meta.to_dict()
     return meta
+
+
+def shapes_checksum(loc: Location) -> str | None:
+    """sha256 of the ``shapes`` array's chunk file (None if there is none)."""
+    data = loc.read_bytes(SHAPES_KEY)
+    return None if data is None else hashlib.sha256(data).hexdigest()
 
 
 def shard_checksums(loc: Location, layout: StoreLayout, shard: int) -> dict[str, str | None]:
@@ -182,9 +188,19 @@ def read_metadata(target: str | os.PathLike[str] | Location) -> StoreMetadata:
     meta = read_store_metadata(loc)
     if meta is None:
         raise StoreError(f"{loc}: not a maskprep store (no maskprep metadata in zarr.json)")
+    if not meta.complete and meta.stage == "reweighting":
+        raise StoreError(
+            f"{loc}: the store is incomplete (a reweight did not finish); "
+            "run the same reweight again to complete it"
+        )
     if not meta.complete:
         raise StoreError(
             f"{loc}: the store is incomplete (its build did not finish); "
             "re-run the same maskprep build-weights command to complete it"
+        )
+    if meta.metadata_digest is not None and meta.metadata_digest != meta.digest():
+        raise StoreError(
+            f"{loc}/zarr.json: the metadata was edited after the build (digest mismatch); "
+            "rebuild the store"
         )
     return meta

@@ -11,11 +11,13 @@ import numpy as np
 
 from maskprep.errors import StoreError
 from maskprep.store import (
+    SHAPES_KEY,
     Location,
     StoreLayout,
     StoreMetadata,
     done_shards,
     read_store_metadata,
+    shapes_checksum,
     shard_checksums,
 )
 from maskprep.weighting import ClassStats, class_weights, count_classes
@@ -60,8 +62,15 @@ def _recount(loc: Location, meta: StoreMetadata, layout: StoreLayout) -> tuple[l
 
     problems: list[str] = []
     group = zarr.open_group(loc.zarr_store(read_only=True), mode="r")
-    labels = group["labels"]
-    shapes = np.asarray(group["shapes"][:])  # type: ignore[index]
+    try:
+        labels = group["labels"]
+        shapes = np.asarray(group["shapes"][:], dtype=np.int64)  # type: ignore[index]
+    except Exception as exc:  # a deleted array or array metadata file
+        return [f"{loc}: cannot open the labels and shapes arrays ({exc!r})"], 0
+    if shapes.shape != (meta.n_samples, len(layout.spatial_shape)) or (
+        shapes.size and ((shapes < 1) | (shapes > np.asarray(layout.spatial_shape))).any()
+    ):
+        return [f"{loc}/shapes: sample shapes do not fit the stored arrays"], 0
     c = len(meta.class_names)
     train: list[np.ndarray] = []
     n = 0
@@ -123,6 +132,13 @@ def verify_store(
         problem = "no such store" if not loc.exists() else "not a maskprep store"
         return VerifyReport(str(loc), (f"{loc}: {problem}",), 0, 0)
     layout = meta.layout_info
+    if not meta.complete and meta.stage == "reweighting":
+        scheme = (meta.reweight_target or {}).get("scheme", "?")
+        msg = (
+            f"{loc}: incomplete: a reweight to the {scheme!r} scheme did not finish; run the "
+            "same reweight again to complete it (a new build would drop the reweight)"
+        )
+        return VerifyReport(str(loc), (msg,), 0, 0)
     if not meta.complete:
         n_shards = len(layout.shard_bounds())
         done = len(done_shards(loc))
@@ -135,6 +151,10 @@ def verify_store(
     if meta.metadata_digest != meta.digest():
         problems.append(f"{loc}/zarr.json: metadata was edited after the build (digest mismatch)")
     problems += _check_shards(loc, meta, layout)
+    if meta.shapes_checksum is not None and shapes_checksum(loc) != meta.shapes_checksum:
+        problems.append(
+            f"{loc}/{SHAPES_KEY}: checksum mismatch (the sample shapes were modified)"
+        )
     recount_problems, n = _recount(loc, meta, layout)
     problems += recount_problems
     with warnings.catch_warnings():

@@ -31,6 +31,11 @@ class BuildConfig:
     are background and object. :meth:`from_recipe` makes a config from a
     recipe (see :mod:`maskprep.recipes`).
 
+    ``tile`` (default None: one chunk per sample, store format 1) chunks
+    every array in tiles of that many pixels per spatial axis (store format
+    2, see :mod:`maskprep.store`): small samples of a mixed-size dataset and
+    patches of big ones are then read without decoding the padded whole.
+
     Examples
     --------
     >>> cfg = BuildConfig(w0=5.0)
@@ -57,6 +62,7 @@ class BuildConfig:
     max_pixels: int = 2**28
     source: SourceSpec | None = None
     targets: tuple[str, ...] = ("weights",)
+    tile: int | None = None
 
     def __post_init__(self) -> None:
         if self.layout == "auto" and isinstance(self.source, SourceSpec):
@@ -103,6 +109,10 @@ class BuildConfig:
             raise ValueError(f"spacing must be 2 or 3 positive numbers, got {self.spacing}")
         if not isinstance(self.shard_size, int) or self.shard_size < 1:
             raise ValueError(f"shard_size must be a positive integer, got {self.shard_size!r}")
+        if self.tile is not None and (
+            isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 1
+        ):
+            raise ValueError(f"tile must be a positive integer or None, got {self.tile!r}")
         if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
             raise ValueError(f"max_pixels must be a positive integer, got {self.max_pixels!r}")
         if not isinstance(self.zstd_level, int) or not -7 <= self.zstd_level <= 22:
@@ -166,6 +176,8 @@ class BuildConfig:
                 continue
             if f.name == "targets" and value == ("weights",):
                 continue  # the default: stores built before targets existed stay identical
+            if f.name == "tile" and value is None:
+                continue  # untiled (format 1): stores built before tiles existed stay identical
             if isinstance(value, ClassWeightConfig):
                 value = value.to_dict()
             elif isinstance(value, tuple):

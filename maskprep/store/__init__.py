@@ -10,6 +10,18 @@ Layout of ``OUT.zarr``::
     shapes     (N, ndim)     int32         true spatial shape of each sample
     _maskprep/shards/K.json                written after shard K of every array is written
 
+Format 1 (the default) stores one chunk per sample. Format 2 (a build with
+``tile=T``) chunks every array ``(1, T, ..., T[, C])`` (``T`` clipped to
+``S`` per axis) and shards it ``(shard_size, *E[, C])``, where ``E`` is ``S``
+rounded up to whole tiles along an axis of at most
+:data:`~maskprep.store.metadata.MAX_TILES_PER_SHARD` (8) tiles, else 8
+tiles: a shard holds several small samples or one region of a big sample, and
+shard ``K`` of an array is the set of files ``name/c/K/y/x[/0]`` over the
+spatial shard grid. Tiles that hold only the fill value (all tiles outside a
+sample's true shape) are never written and never read. The layout records
+``tile``, ``tile_shape`` and ``shard_spatial_shape``; a shard's checksum
+covers all its files. Both formats are standard zarr v3.
+
 ``S`` is the largest spatial shape in the dataset: smaller samples are padded at
 the end of each axis (image 0, labels ``void_label``, instances 0, targets
 their fill value), so padding is never trained on even without cropping;
@@ -35,6 +47,7 @@ from maskprep.store.codec import (
     encode_shard,
     frame_content_size,
     index_nbytes,
+    morton_order,
     parse_endian,
     parse_fill_value,
 )
@@ -43,6 +56,9 @@ from maskprep.store.metadata import (
     CORE_ARRAYS,
     DEFAULT_ARRAYS,
     FORMAT_VERSION,
+    FORMAT_VERSIONS,
+    MAX_TILES_PER_SHARD,
+    TILED_FORMAT_VERSION,
     ArraySpec,
     StoreLayout,
     StoreMetadata,
@@ -65,7 +81,10 @@ __all__ = [
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "FORMAT_VERSION",
+    "FORMAT_VERSIONS",
+    "MAX_TILES_PER_SHARD",
     "MISSING",
+    "TILED_FORMAT_VERSION",
     "ZSTD_MAGIC",
     "ArraySpec",
     "Location",
@@ -82,6 +101,7 @@ __all__ = [
     "index_nbytes",
     "is_maskprep_store",
     "mark_complete",
+    "morton_order",
     "parse_endian",
     "parse_fill_value",
     "read_attrs",

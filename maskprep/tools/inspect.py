@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from maskprep.errors import StoreError
-from maskprep.store import DEFAULT_ARRAYS, FORMAT_VERSION, Location, StoreMetadata, read_attrs
+from maskprep.store import DEFAULT_ARRAYS, FORMAT_VERSIONS, Location, StoreMetadata, read_attrs
 from maskprep.tools.inspect_text import format_inspection
 
 __all__ = ["format_inspection", "inspect_store"]
@@ -180,8 +180,9 @@ def inspect_store(
             "re-run maskprep build-weights"
         )
     fmt = meta.get("format_version")
-    if fmt != FORMAT_VERSION:
-        problems.append(f"format version {fmt!r}; this maskprep reads version {FORMAT_VERSION}")
+    if fmt not in FORMAT_VERSIONS:
+        versions = ", ".join(map(str, FORMAT_VERSIONS))
+        problems.append(f"format version {fmt!r}; this maskprep reads versions {versions}")
 
     # Samples and splits.
     sample_ids = [str(s) for s in meta.get("sample_ids") or []]

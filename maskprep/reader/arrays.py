@@ -104,6 +104,7 @@ class DirectArray:
             raise UnsupportedFormat("no crc32c implementation") from None
         self._indexes: dict[int, list[tuple[int, int]] | None] = {}
         self._index_lock = threading.Lock()
+        self._local = threading.local()  # per-thread scratch tile (no page faults per tile)
 
     def _parse(self, doc: dict[str, Any]) -> None:
         if doc.get("zarr_format") != 3 or doc.get("node_type") != "array":
@@ -178,12 +179,13 @@ class DirectArray:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["_index_lock"]
+        del state["_index_lock"], state["_local"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._index_lock = threading.Lock()
+        self._local = threading.local()
 
     def shard_path(self, s: int, spatial: tuple[int, ...] = ()) -> str:
         """Path of shard ``s`` (at position ``spatial`` of the spatial shard grid)."""
@@ -254,6 +256,29 @@ class DirectArray:
         out[...] = dest
         return out
 
+    def _one_tile(
+        self, s: int, k: int, lo: tuple[int, ...], out: np.ndarray | None
+    ) -> np.ndarray | None:
+        """The whole tile starting at ``lo``, decoded straight into ``out``; None if
+        ``lo`` is not a tile corner."""
+        spatial = []
+        flat = k
+        for a, t, g in zip(lo, self.tile_shape, self.tiles_per_shard, strict=True):
+            p, r = divmod(a, t)
+            if r:
+                return None
+            spatial.append(p // g)
+            flat = flat * g + p % g
+        pos = tuple(spatial)
+        index = self._index(s, pos)
+        entry = None if index is None else index[flat]
+        if entry is None or entry[0] == MISSING:
+            if out is None:
+                return np.full(self.tile_shape, self.fill_value, dtype=self.dtype)
+            out[...] = self.fill_value
+            return out
+        return self._decode(s, pos, entry, self.tile_shape, out)
+
     def read_window(
         self,
         j: int,
@@ -279,12 +304,16 @@ class DirectArray:
                 return full.copy()
             out[...] = full
             return out
+        s, k = divmod(j, self.shard_size)
+        tile, per = self.tile_shape, self.tiles_per_shard
+        if wshape == tile and (out is None or out.flags.c_contiguous):
+            one = self._one_tile(s, k, lo, out)  # the common case, without the loop
+            if one is not None:
+                return one
         if out is None:
             out = np.empty(wshape, dtype=self.dtype)
         if 0 in wshape:
             return out
-        s, k = divmod(j, self.shard_size)
-        tile, per = self.tile_shape, self.tiles_per_shard
         ranges = [range(a // t, (b - 1) // t + 1) for a, b, t in zip(lo, hi, tile, strict=True)]
         for tpos in itertools.product(*ranges):
             spatial = tuple(p // g for p, g in zip(tpos, per, strict=True))
@@ -304,7 +333,11 @@ class DirectArray:
             if dst.shape == tile and dst.flags.c_contiguous:
                 self._decode(s, spatial, entry, tile, dst)  # the whole tile, in place
                 continue
-            full = self._decode(s, spatial, entry, tile, None)
+            scratch = getattr(self._local, "tile", None)
+            if scratch is None or not self.stored_dtype.isnative:
+                scratch = np.empty(tile, dtype=self.stored_dtype)
+                self._local.tile = scratch
+            full = self._decode(s, spatial, entry, tile, scratch)
             dst[...] = full[
                 tuple(slice(a - t, b - t) for a, b, t in zip(i_lo, i_hi, t_lo, strict=True))
             ]

@@ -332,3 +332,22 @@ def test_format_version_must_match_the_layout(stores: dict) -> None:
         StoreMetadata.from_dict({**d, "format_version": 1})
     with pytest.raises(StoreError, match="not supported"):
         StoreMetadata.from_dict({**d, "format_version": 3})
+
+
+def test_torch_datasets_read_tiled_stores(stores: dict) -> None:
+    pytest.importorskip("torch")
+    from maskprep.torch import ShardDataset, ShardIterableDataset
+
+    tiled, plain = ShardDataset(stores["tiled"]), ShardDataset(stores["plain"])
+    for i in range(len(plain)):
+        a, b = tiled[i], plain[i]
+        assert sorted(a) == sorted(b)
+        for name in a:
+            assert (a[name] == b[name]).all()
+    x = list(ShardIterableDataset(stores["tiled"], batch_size=2, seed=0))
+    y = list(ShardIterableDataset(stores["plain"], batch_size=2, seed=0))
+    assert len(x) == len(y)
+    for bx, by in zip(x, y, strict=True):
+        assert sorted(bx) == sorted(by)
+        for name in bx:
+            assert (bx[name] == by[name]).all()

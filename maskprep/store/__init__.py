@@ -25,8 +25,8 @@ covers all its files. Both formats are standard zarr v3.
 ``S`` is the largest spatial shape in the dataset: smaller samples are padded at
 the end of each axis (image 0, labels ``void_label``, instances 0, targets
 their fill value), so padding is never trained on even without cropping;
-readers crop to ``shapes``. Shards split only the sample axis, and each shard
-is written by exactly one task. Group attribute ``maskprep`` holds the
+readers crop to ``shapes``. In format 1 shards split only the sample axis; in
+both formats each shard is written by exactly one task. Group attribute ``maskprep`` holds the
 metadata (:class:`StoreMetadata`, which lists the arrays). Its ``stage`` goes
 ``creating`` -> ``writing`` -> ``complete``; ``complete: true`` is written
 last, after every shard, together with the per-shard checksums and a digest of

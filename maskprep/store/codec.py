@@ -2,8 +2,9 @@
 
 zarr-python spends most of a shard write on per-chunk asyncio bookkeeping, more
 than on compression. maskprep's arrays all use one codec chain (sharding with
-one chunk per sample, inner ``bytes`` little endian + ``zstd``, index ``bytes``
-+ ``crc32c`` at the end), and a build always writes whole shards, so it encodes
+one chunk per sample, or tiles of a sample in format 2; inner ``bytes`` little
+endian + ``zstd``, index ``bytes`` + ``crc32c`` at the end), and a build always
+writes whole shards, so it encodes
 them here directly: each non-empty chunk compressed with the same numcodecs
 Zstd zarr uses, followed by the index of ``(offset, nbytes)`` pairs and its
 crc32c. Like zarr's default ``write_empty_chunks=False``, chunks equal to the

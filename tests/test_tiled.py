@@ -351,3 +351,13 @@ def test_torch_datasets_read_tiled_stores(stores: dict) -> None:
         assert sorted(bx) == sorted(by)
         for name in bx:
             assert (bx[name] == by[name]).all()
+
+
+def test_recipe_build_table_sets_tile(tmp_path: Path) -> None:
+    recipe = tmp_path / "tiled.toml"
+    recipe.write_text('layout = "dsb2018"\n\n[build]\ntile = 16\n')
+    data = make_sample(tmp_path / "dsb", n_images=2, size=(40, 40), layout="dsb2018")
+    assert BuildConfig.from_recipe(recipe, data).tile == 16
+    recipe.write_text('layout = "dsb2018"\n\n[build]\ntile = 0\n')
+    with pytest.raises(ValueError, match="tile must be a positive integer"):
+        BuildConfig.from_recipe(recipe, data)

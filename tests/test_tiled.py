@@ -361,3 +361,23 @@ def test_recipe_build_table_sets_tile(tmp_path: Path) -> None:
     recipe.write_text('layout = "dsb2018"\n\n[build]\ntile = 0\n')
     with pytest.raises(ValueError, match="tile must be a positive integer"):
         BuildConfig.from_recipe(recipe, data)
+
+
+def test_rgb_images_tiled_channels_last(tmp_path: Path) -> None:
+    from PIL import Image
+
+    data = make_sample(tmp_path / "rgb", n_images=3, size=(40, 50))
+    for p in (data / "images").glob("*.png"):
+        g = np.asarray(Image.open(p))
+        Image.fromarray(np.stack([g, 255 - g, g // 2], -1)).save(p)
+    build_weights(data, tmp_path / "a.zarr", scheduler="sync")
+    build_weights(data, tmp_path / "b.zarr", BuildConfig(tile=16), scheduler="sync")
+    a, b = open_shards(tmp_path / "a.zarr"), open_shards(tmp_path / "b.zarr")
+    assert b.backend["image"] == "direct"
+    assert zarr.open_array(str(tmp_path / "b.zarr" / "image"), mode="r").chunks == (1, 16, 16, 3)
+    for i in range(3):
+        np.testing.assert_array_equal(a[i]["image"], b[i]["image"])
+    for shards in (a, b):
+        patch = shards.patch(1, (-5, 30), (20, 30), arrays=["image"])["image"]
+        padded = np.pad(shards[1]["image"], ((5, 40), (0, 40), (0, 0)))
+        np.testing.assert_array_equal(patch, padded[0:20, 30:60])

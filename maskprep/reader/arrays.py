@@ -314,17 +314,24 @@ class DirectArray:
             out = np.empty(wshape, dtype=self.dtype)
         if 0 in wshape:
             return out
-        ranges = [range(a // t, (b - 1) // t + 1) for a, b, t in zip(lo, hi, tile, strict=True)]
-        for tpos in itertools.product(*ranges):
-            spatial = tuple(p // g for p, g in zip(tpos, per, strict=True))
+        # Per axis, for each tile the window touches: its shard position along
+        # the axis, its position inside the shard, where it goes in ``out`` and
+        # which part of it does.
+        axes = []
+        for a, b, t, g, n in zip(lo, hi, tile, per, shape, strict=True):
+            steps = []
+            for p in range(a // t, (b - 1) // t + 1):
+                t0 = p * t
+                i0, i1 = max(a, t0), min(b, t0 + t, n)
+                steps.append((p // g, p % g, slice(i0 - a, i1 - a), slice(i0 - t0, i1 - t0)))
+            axes.append(steps)
+        scratch = None
+        for combo in itertools.product(*axes):
+            spatial = tuple(c[0] for c in combo)
             flat = k
-            for p, g in zip(tpos, per, strict=True):
-                flat = flat * g + p % g
-            t_lo = [p * t for p, t in zip(tpos, tile, strict=True)]
-            t_hi = [min(a + t, n) for a, t, n in zip(t_lo, tile, shape, strict=True)]
-            i_lo = [max(a, b) for a, b in zip(lo, t_lo, strict=True)]
-            i_hi = [min(a, b) for a, b in zip(hi, t_hi, strict=True)]
-            dst = out[tuple(slice(a - w, b - w) for a, b, w in zip(i_lo, i_hi, lo, strict=True))]
+            for c, g in zip(combo, per, strict=True):
+                flat = flat * g + c[1]
+            dst = out[tuple(c[2] for c in combo)]
             index = self._index(s, spatial)
             entry = None if index is None else index[flat]
             if entry is None or entry[0] == MISSING:
@@ -333,14 +340,13 @@ class DirectArray:
             if dst.shape == tile and dst.flags.c_contiguous:
                 self._decode(s, spatial, entry, tile, dst)  # the whole tile, in place
                 continue
-            scratch = getattr(self._local, "tile", None)
-            if scratch is None or not self.stored_dtype.isnative:
-                scratch = np.empty(tile, dtype=self.stored_dtype)
-                self._local.tile = scratch
+            if scratch is None:
+                scratch = getattr(self._local, "tile", None)
+                if scratch is None or not self.stored_dtype.isnative:
+                    scratch = np.empty(tile, dtype=self.stored_dtype)
+                    self._local.tile = scratch
             full = self._decode(s, spatial, entry, tile, scratch)
-            dst[...] = full[
-                tuple(slice(a - t, b - t) for a, b, t in zip(i_lo, i_hi, t_lo, strict=True))
-            ]
+            dst[...] = full[tuple(c[3] for c in combo)]
         return out
 
 

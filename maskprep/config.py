@@ -27,6 +27,7 @@ _OMITTED_AT_DEFAULT = (
     "affinity_offsets",
     "void_border",
     "void_border_mode",
+    "tile",
 )
 
 
@@ -44,6 +45,11 @@ class BuildConfig:
     come from. It is None for the instances and dsb2018 layouts, whose classes
     are background and object. :meth:`from_recipe` makes a config from a
     recipe (see :mod:`maskprep.recipes`).
+
+    ``tile`` (default None: one chunk per sample, store format 1) chunks
+    every array in tiles of that many pixels per spatial axis (store format
+    2, see :mod:`maskprep.store`): small samples of a mixed-size dataset and
+    patches of big ones are then read without decoding the padded whole.
 
     Examples
     --------
@@ -76,6 +82,7 @@ class BuildConfig:
     affinity_offsets: tuple[tuple[int, ...], ...] | None = None
     void_border: float = 0.0
     void_border_mode: str = "between"
+    tile: int | None = None
 
     def __post_init__(self) -> None:
         if self.layout == "auto" and isinstance(self.source, SourceSpec):
@@ -134,6 +141,10 @@ class BuildConfig:
             raise ValueError(
                 f"shard_size must be at most {MAX_SHARD_SIZE:,} samples, got {self.shard_size:,}"
             )
+        if self.tile is not None and (
+            isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 1
+        ):
+            raise ValueError(f"tile must be a positive integer or None, got {self.tile!r}")
         if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
             raise ValueError(f"max_pixels must be a positive integer, got {self.max_pixels!r}")
         if not isinstance(self.zstd_level, int) or not -7 <= self.zstd_level <= 22:

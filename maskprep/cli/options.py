@@ -338,6 +338,16 @@ def shard_options(f: F) -> F:
             option(bc, "shard_size", "--shard-size", type=int, help="Samples per shard."),
             option(
                 bc,
+                "tile",
+                "--tile",
+                type=int,
+                metavar="T",
+                help="Chunk arrays in tiles of T pixels per spatial axis (store format 2): "
+                "small samples of mixed sizes and patches read fast. Default: one chunk "
+                "per sample (format 1).",
+            ),
+            option(
+                bc,
                 "max_pixels",
                 "--max-pixels",
                 type=int,

@@ -41,6 +41,8 @@ from maskprep.pipeline.scan import (
 )
 from maskprep.pipeline.write import plan_layout, write_sample_shard
 from maskprep.store import (
+    FORMAT_VERSION,
+    TILED_FORMAT_VERSION,
     Location,
     StoreLayout,
     StoreMetadata,
@@ -455,6 +457,7 @@ def _scan(
         on_error=on_error,
         inputs_digest=wanted["inputs_digest"],
         layout_info=plan_layout(infos, good, config),
+        format_version=FORMAT_VERSION if config.tile is None else TILED_FORMAT_VERSION,
     )
     shapes = np.asarray([i.shape for i in infos], dtype=np.int32)
     return metadata, infos, good, shapes

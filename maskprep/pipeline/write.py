@@ -187,4 +187,5 @@ def plan_layout(
         shard_size=config.shard_size,
         void_label=config.void_label,
         targets=target_specs(config, ndim),
+        tile=config.tile,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -44,19 +45,37 @@ _DTYPES = {
 
 
 class SampleSource(Protocol):
-    """Reads one sample (a chunk along axis 0) of one array, padded, native dtype."""
+    """Reads one sample of one array, padded, native dtype; or a window of it.
+
+    ``tiled`` says the array is chunked in tiles, so a window decodes only
+    the tiles it touches (else a window decodes the whole sample and crops).
+    """
 
     name: str
     backend: str
     sample_shape: tuple[int, ...]
     dtype: np.dtype[Any]
     n_samples: int
+    tiled: bool
 
     def read(self, j: int, out: np.ndarray | None = None) -> np.ndarray: ...
 
+    def read_window(
+        self,
+        j: int,
+        start: tuple[int, ...],
+        stop: tuple[int, ...],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray: ...
+
 
 class DirectArray:
-    """Decodes one maskprep array's shards without zarr-python."""
+    """Decodes one maskprep array's shards without zarr-python.
+
+    Chunks are one sample each (format 1) or tiles of a sample (format 2,
+    several per shard along the spatial axes too); a tile is read with one
+    ``pread`` and decoded, and absent tiles are the fill value.
+    """
 
     backend = "direct"
 
@@ -85,6 +104,7 @@ class DirectArray:
             raise UnsupportedFormat("no crc32c implementation") from None
         self._indexes: dict[int, list[tuple[int, int]] | None] = {}
         self._index_lock = threading.Lock()
+        self._local = threading.local()  # per-thread scratch tile (no page faults per tile)
 
     def _parse(self, doc: dict[str, Any]) -> None:
         if doc.get("zarr_format") != 3 or doc.get("node_type") != "array":
@@ -111,7 +131,12 @@ class DirectArray:
         config = codecs[0]["configuration"]
         inner_shape = tuple(int(n) for n in config["chunk_shape"])
         sample_shape = shape[1:]
-        if inner_shape != (1, *sample_shape) or shard_shape[1:] != sample_shape:
+        if (
+            len(inner_shape) != len(shape)
+            or len(shard_shape) != len(shape)
+            or inner_shape[0] != 1
+            or any(c < 1 or e % c for c, e in zip(inner_shape, shard_shape, strict=True))
+        ):
             raise UnsupportedFormat(f"chunks {inner_shape} in shards {shard_shape}")
         inner = config.get("codecs", [])
         base = np.dtype(dtype_name)
@@ -135,6 +160,13 @@ class DirectArray:
         self.n_samples = shape[0]
         self.sample_shape: tuple[int, ...] = sample_shape
         self.shard_size = shard_shape[0]
+        #: Chunk shape after the sample axis, and chunks per shard along each of those axes.
+        self.tile_shape: tuple[int, ...] = inner_shape[1:]
+        self.tiles_per_shard = tuple(
+            e // c for e, c in zip(shard_shape[1:], inner_shape[1:], strict=True)
+        )
+        self.tiled = not (inner_shape[1:] == shard_shape[1:] == sample_shape)
+        self.chunks_per_shard = self.shard_size * int(np.prod(self.tiles_per_shard))
         self.stored_dtype: np.dtype[Any] = stored
         self.dtype: np.dtype[Any] = base.newbyteorder("=")
         self.fill_value = parse_fill_value(doc.get("fill_value"), base)
@@ -143,44 +175,53 @@ class DirectArray:
         self.index_at_end = location == "end"
         self._key_prefix = f"{self.path}{self._sep}c{separator}"
         self._key_suffix = (separator + "0") * (len(shape) - 1)
+        self._key_sep = separator
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["_index_lock"]
+        del state["_index_lock"], state["_local"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._index_lock = threading.Lock()
+        self._local = threading.local()
 
-    def shard_path(self, s: int) -> str:
-        return f"{self._key_prefix}{s}{self._key_suffix}"
+    def shard_path(self, s: int, spatial: tuple[int, ...] = ()) -> str:
+        """Path of shard ``s`` (at position ``spatial`` of the spatial shard grid)."""
+        if not spatial:
+            return f"{self._key_prefix}{s}{self._key_suffix}"
+        return f"{self._key_prefix}{s}" + "".join(f"{self._key_sep}{p}" for p in spatial)
 
-    def _index(self, s: int) -> list[tuple[int, int]] | None:
+    def _index(self, s: int, spatial: tuple[int, ...] = ()) -> list[tuple[int, int]] | None:
+        key = (s, *spatial)
         try:
-            return self._indexes[s]
+            return self._indexes[key]  # type: ignore[index]
         except KeyError:
             pass
-        path = self.shard_path(s)
-        n = index_nbytes(self.shard_size)
+        path = self.shard_path(s, spatial)
+        n = index_nbytes(self.chunks_per_shard)
         got = self.files.read_index(path, n, self.index_at_end)
         index: list[tuple[int, int]] | None = None
         if got is not None:
             data, size = got
             index = decode_index(
                 data,
-                self.shard_size,
+                self.chunks_per_shard,
                 size,
                 path,
                 index_dtype=self.index_dtype,
                 at_end=self.index_at_end,
             )
         with self._index_lock:
-            self._indexes[s] = index
+            self._indexes[key] = index  # type: ignore[index]
         return index
 
     def read(self, j: int, out: np.ndarray | None = None) -> np.ndarray:
         """Sample ``j`` at the padded sample shape, into ``out`` if given (C-contiguous)."""
+        if self.tiled:
+            zeros = (0,) * len(self.sample_shape)
+            return self.read_window(j, zeros, self.sample_shape, out)
         s, k = divmod(j, self.shard_size)
         index = self._index(s)
         entry = None if index is None else index[k]
@@ -189,14 +230,24 @@ class DirectArray:
                 return np.full(self.sample_shape, self.fill_value, dtype=self.dtype)
             out[...] = self.fill_value
             return out
+        return self._decode(s, (), entry, self.sample_shape, out)
+
+    def _decode(
+        self,
+        s: int,
+        spatial: tuple[int, ...],
+        entry: tuple[int, int],
+        shape: tuple[int, ...],
+        out: np.ndarray | None,
+    ) -> np.ndarray:
+        """Decode one chunk of ``shape`` into ``out`` (C-contiguous) or a new array."""
         off, nb = entry
-        path = self.shard_path(s)
+        path = self.shard_path(s, spatial)
         data = self.files.pread(path, nb, off)
         native = self.stored_dtype.isnative
-        if out is None or not native:
-            dest = np.empty(self.sample_shape, dtype=self.stored_dtype)
-        else:
-            dest = out
+        fresh = out is None or not native
+        dest = np.empty(shape, dtype=self.stored_dtype) if fresh else out
+        assert dest is not None
         decode_chunk_into(data, dest, path)
         if native:
             return dest
@@ -205,11 +256,105 @@ class DirectArray:
         out[...] = dest
         return out
 
+    def _one_tile(
+        self, s: int, k: int, lo: tuple[int, ...], out: np.ndarray | None
+    ) -> np.ndarray | None:
+        """The whole tile starting at ``lo``, decoded straight into ``out``; None if
+        ``lo`` is not a tile corner."""
+        spatial = []
+        flat = k
+        for a, t, g in zip(lo, self.tile_shape, self.tiles_per_shard, strict=True):
+            p, r = divmod(a, t)
+            if r:
+                return None
+            spatial.append(p // g)
+            flat = flat * g + p % g
+        pos = tuple(spatial)
+        index = self._index(s, pos)
+        entry = None if index is None else index[flat]
+        if entry is None or entry[0] == MISSING:
+            if out is None:
+                return np.full(self.tile_shape, self.fill_value, dtype=self.dtype)
+            out[...] = self.fill_value
+            return out
+        return self._decode(s, pos, entry, self.tile_shape, out)
+
+    def read_window(
+        self,
+        j: int,
+        start: tuple[int, ...],
+        stop: tuple[int, ...],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The window ``[start, stop)`` (leading axes; later axes whole) of sample ``j``.
+
+        The window must lie inside the padded sample shape. A tiled array
+        decodes only the tiles the window touches; otherwise the sample is
+        decoded and cropped. ``out`` (any strides) receives it if given.
+        """
+        shape = self.sample_shape
+        lo = (*start, *(0 for _ in shape[len(start) :]))
+        hi = (*stop, *shape[len(stop) :])
+        wshape = tuple(b - a for a, b in zip(lo, hi, strict=True))
+        if not self.tiled:
+            if wshape == shape and (out is None or out.flags.c_contiguous):
+                return self.read(j, out)
+            full = self.read(j)[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+            if out is None:
+                return full.copy()
+            out[...] = full
+            return out
+        s, k = divmod(j, self.shard_size)
+        tile, per = self.tile_shape, self.tiles_per_shard
+        if wshape == tile and (out is None or out.flags.c_contiguous):
+            one = self._one_tile(s, k, lo, out)  # the common case, without the loop
+            if one is not None:
+                return one
+        if out is None:
+            out = np.empty(wshape, dtype=self.dtype)
+        if 0 in wshape:
+            return out
+        # Per axis, for each tile the window touches: its shard position along
+        # the axis, its position inside the shard, where it goes in ``out`` and
+        # which part of it does.
+        axes = []
+        for a, b, t, g, n in zip(lo, hi, tile, per, shape, strict=True):
+            steps = []
+            for p in range(a // t, (b - 1) // t + 1):
+                t0 = p * t
+                i0, i1 = max(a, t0), min(b, t0 + t, n)
+                steps.append((p // g, p % g, slice(i0 - a, i1 - a), slice(i0 - t0, i1 - t0)))
+            axes.append(steps)
+        scratch = None
+        for combo in itertools.product(*axes):
+            spatial = tuple(c[0] for c in combo)
+            flat = k
+            for c, g in zip(combo, per, strict=True):
+                flat = flat * g + c[1]
+            dst = out[tuple(c[2] for c in combo)]
+            index = self._index(s, spatial)
+            entry = None if index is None else index[flat]
+            if entry is None or entry[0] == MISSING:
+                dst[...] = self.fill_value
+                continue
+            if dst.shape == tile and dst.flags.c_contiguous:
+                self._decode(s, spatial, entry, tile, dst)  # the whole tile, in place
+                continue
+            if scratch is None:
+                scratch = getattr(self._local, "tile", None)
+                if scratch is None or not self.stored_dtype.isnative:
+                    scratch = np.empty(tile, dtype=self.stored_dtype)
+                    self._local.tile = scratch
+            full = self._decode(s, spatial, entry, tile, scratch)
+            dst[...] = full[tuple(c[3] for c in combo)]
+        return out
+
 
 class ZarrArray:
     """Reads one array through zarr-python (any codec chain, any fsspec location)."""
 
     backend = "zarr"
+    tiled = False
 
     def __init__(self, loc: Location, name: str) -> None:
         self.name = name
@@ -235,6 +380,20 @@ class ZarrArray:
             if not a.dtype.isnative or not a.flags.writeable:
                 return a.astype(self.dtype)
             return a.view(self.dtype)  # zarr says '<f4': give the canonical 'float32'
+        out[...] = a
+        return out
+
+    def read_window(
+        self,
+        j: int,
+        start: tuple[int, ...],
+        stop: tuple[int, ...],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        window = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
+        a = np.asarray(self._open()[(j, *window)])
+        if out is None:
+            return np.array(a, dtype=self.dtype)
         out[...] = a
         return out
 

@@ -183,13 +183,108 @@ class Shards:
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         j = self._resolve(i)
         shape = tuple(int(s) for s in self._shapes[j])
+        zeros = (0,) * len(shape)
         out = {}
         for name, src in self._sources.items():
+            if src.tiled:  # only the tiles inside the true shape
+                out[name] = src.read_window(j, zeros, shape)
+                continue
             full = src.read(j)
             if shape != src.sample_shape[: len(shape)]:
                 full = full[tuple(slice(0, s) for s in shape)].copy()
             out[name] = full
         return out
+
+    def patch(
+        self,
+        i: int,
+        start: Sequence[int],
+        size: Sequence[int],
+        arrays: Sequence[str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """A patch of sample ``i``: the window ``[start, start + size)`` of every array.
+
+        Parameters
+        ----------
+        i : int
+            Sample position in this view (negative counts from the end).
+        start : sequence of int
+            First pixel of the patch along each spatial axis; it may be
+            negative or lie beyond the sample (random crops near a border).
+        size : sequence of int
+            Patch extent along each spatial axis, each at least 1.
+        arrays : sequence of str, optional
+            Arrays to read, among those opened (default all).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Each of shape ``size`` (the image and channel targets with their
+            channels last), freshly allocated. What lies outside the sample's
+            true shape is padding (:meth:`pad_value`: image 0, labels void,
+            instances 0, targets their fill value). A tiled store (format 2)
+            reads only the tiles the patch touches; otherwise the sample is
+            decoded and cropped.
+
+        Examples
+        --------
+        >>> from maskprep import example_store
+        >>> shards = open_shards(example_store(n_images=2, size=(16, 16), tile=8))
+        >>> p = shards.patch(0, start=(-4, 10), size=(8, 8), arrays=("image", "labels"))
+        >>> p["image"].shape, int(p["labels"][0, 0]), int(p["labels"][:, 6:].min())
+        ((8, 8), 255, 255)
+        """
+        j = self._resolve(i)
+        ndim = self.ndim
+        start_t = self._axis_ints("start", start, ndim, None)
+        size_t = self._axis_ints("size", size, ndim, 1)
+        names = self.arrays if arrays is None else self._subset(arrays)
+        shape = tuple(int(s) for s in self._shapes[j])
+        lo = tuple(max(a, 0) for a in start_t)
+        hi = tuple(min(a + n, m) for a, n, m in zip(start_t, size_t, shape, strict=True))
+        inside = all(a < b for a, b in zip(lo, hi, strict=True))
+        crop = tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, start_t, strict=True))
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            src = self._sources[name]
+            whole = (
+                inside
+                and lo == start_t
+                and hi == tuple(a + n for a, n in zip(start_t, size_t, strict=True))
+            )
+            if whole:
+                out[name] = src.read_window(j, lo, hi)
+                continue
+            buf = np.full((*size_t, *src.sample_shape[ndim:]), self.pad_value(name), src.dtype)
+            if inside:
+                src.read_window(j, lo, hi, buf[crop])
+            out[name] = buf
+        return out
+
+    @staticmethod
+    def _axis_ints(
+        what: str, values: Sequence[int], ndim: int, least: int | None
+    ) -> tuple[int, ...]:
+        try:
+            out = tuple(operator.index(v) for v in values)
+        except TypeError:
+            raise TypeError(
+                f"{what} must be a sequence of {ndim} integers, got {values!r}"
+            ) from None
+        if len(out) != ndim:
+            raise ValueError(f"{what} must have {ndim} values (one per spatial axis), got {out}")
+        if least is not None and min(out) < least:
+            raise ValueError(f"{what} must be at least {least} along every axis, got {out}")
+        return out
+
+    def _subset(self, arrays: Sequence[str]) -> tuple[str, ...]:
+        names = (arrays,) if isinstance(arrays, str) else tuple(arrays)
+        unknown = [a for a in names if a not in self._sources]
+        if unknown or not names or len(set(names)) != len(names):
+            raise ValueError(
+                f"arrays must be distinct names among {', '.join(self.arrays)}, got {list(names)}"
+            )
+        return names
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):
@@ -262,13 +357,16 @@ class Shards:
         direct: bool,
     ) -> None:
         slot = out[name][b]
-        if direct:  # same shape as the stored chunk: decode straight into the batch
+        if direct and not src.tiled:  # same shape as the stored chunk: decode straight in
             src.read(j, slot)
             return
-        full = src.read(j)
         crop = tuple(slice(0, s) for s in shape)
         if shape != slot.shape[: len(shape)]:
             slot[...] = self.pad_value(name)
+        if src.tiled:  # only the tiles inside the true shape
+            src.read_window(j, (0,) * len(shape), shape, slot[crop])
+            return
+        full = src.read(j)
         slot[crop] = full[crop]
 
     def batches(

@@ -36,6 +36,7 @@ BUILD_KEYS = (
     "zstd_level",
     "max_pixels",
     "targets",
+    "tile",
 )
 FLOAT_KEYS = ("w0", "sigma", "tolerance")
 

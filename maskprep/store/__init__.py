@@ -10,11 +10,23 @@ Layout of ``OUT.zarr``::
     shapes     (N, ndim)     int32         true spatial shape of each sample
     _maskprep/shards/K.json                written after shard K of every array is written
 
+Format 1 (the default) stores one chunk per sample. Format 2 (a build with
+``tile=T``) chunks every array ``(1, T, ..., T[, C])`` (``T`` clipped to
+``S`` per axis) and shards it ``(shard_size, *E[, C])``, where ``E`` is ``S``
+rounded up to whole tiles along an axis of at most
+:data:`~maskprep.store.metadata.MAX_TILES_PER_SHARD` (8) tiles, else 8
+tiles: a shard holds several small samples or one region of a big sample, and
+shard ``K`` of an array is the set of files ``name/c/K/y/x[/0]`` over the
+spatial shard grid. Tiles that hold only the fill value (all tiles outside a
+sample's true shape) are never written and never read. The layout records
+``tile``, ``tile_shape`` and ``shard_spatial_shape``; a shard's checksum
+covers all its files. Both formats are standard zarr v3.
+
 ``S`` is the largest spatial shape in the dataset: smaller samples are padded at
 the end of each axis (image 0, labels ``void_label``, instances 0, targets
 their fill value), so padding is never trained on even without cropping;
-readers crop to ``shapes``. Shards split only the sample axis, and each shard
-is written by exactly one task. Group attribute ``maskprep`` holds the
+readers crop to ``shapes``. In format 1 shards split only the sample axis; in
+both formats each shard is written by exactly one task. Group attribute ``maskprep`` holds the
 metadata (:class:`StoreMetadata`, which lists the arrays). Its ``stage`` goes
 ``creating`` -> ``writing`` -> ``complete``; ``complete: true`` is written
 last, after every shard, together with the per-shard checksums and a digest of
@@ -35,6 +47,7 @@ from maskprep.store.codec import (
     encode_shard,
     frame_content_size,
     index_nbytes,
+    morton_order,
     parse_endian,
     parse_fill_value,
 )
@@ -44,7 +57,10 @@ from maskprep.store.metadata import (
     CORE_ARRAYS,
     DEFAULT_ARRAYS,
     FORMAT_VERSION,
+    FORMAT_VERSIONS,
+    MAX_TILES_PER_SHARD,
     SHAPES_KEY,
+    TILED_FORMAT_VERSION,
     ArraySpec,
     StoreLayout,
     StoreMetadata,
@@ -68,8 +84,11 @@ __all__ = [
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "FORMAT_VERSION",
+    "FORMAT_VERSIONS",
+    "MAX_TILES_PER_SHARD",
     "MISSING",
     "SHAPES_KEY",
+    "TILED_FORMAT_VERSION",
     "ZSTD_MAGIC",
     "ArraySpec",
     "Location",
@@ -87,6 +106,7 @@ __all__ = [
     "is_maskprep_store",
     "lock_path",
     "mark_complete",
+    "morton_order",
     "parse_endian",
     "parse_fill_value",
     "read_attrs",

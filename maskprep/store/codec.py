@@ -2,8 +2,9 @@
 
 zarr-python spends most of a shard write on per-chunk asyncio bookkeeping, more
 than on compression. maskprep's arrays all use one codec chain (sharding with
-one chunk per sample, inner ``bytes`` little endian + ``zstd``, index ``bytes``
-+ ``crc32c`` at the end), and a build always writes whole shards, so it encodes
+one chunk per sample, or tiles of a sample in format 2; inner ``bytes`` little
+endian + ``zstd``, index ``bytes`` + ``crc32c`` at the end), and a build always
+writes whole shards, so it encodes
 them here directly: each non-empty chunk compressed with the same numcodecs
 Zstd zarr uses, followed by the index of ``(offset, nbytes)`` pairs and its
 crc32c. Like zarr's default ``write_empty_chunks=False``, chunks equal to the
@@ -39,6 +40,7 @@ __all__ = [
     "encode_shard",
     "frame_content_size",
     "index_nbytes",
+    "morton_order",
     "parse_endian",
     "parse_fill_value",
 ]
@@ -97,11 +99,52 @@ def _is_fill(chunk: np.ndarray, fill_value: Any) -> bool:
     return bool((chunk == fill_value).all())
 
 
-def encode_shard(block: np.ndarray, n_slots: int, fill_value: Any, zstd_level: int) -> bytes | None:
+@functools.lru_cache(maxsize=64)
+def morton_order(grid: tuple[int, ...]) -> tuple[int, ...]:
+    """Flat C-order positions of a shard's chunks in the order zarr-python stores them.
+
+    zarr's sharding codec writes a shard's chunks one after another in Morton
+    (Z) order over its chunk grid ``grid``, interleaving one bit of each axis
+    whose extent needs it, lowest bit first; the index stays in C order.
+
+    >>> morton_order((2, 2)), morton_order((3, 1))
+    ((0, 2, 1, 3), (0, 1, 2))
+    """
+    n = int(np.prod(grid, dtype=np.int64))
+    if n == 0:
+        return ()
+    coords = np.indices(grid).reshape(len(grid), -1)
+    bits = [(g - 1).bit_length() for g in grid]
+    code = np.zeros(n, dtype=np.int64)
+    out_bit = 0
+    for b in range(max(bits, default=0)):
+        for axis, nbits in enumerate(bits):
+            if b < nbits:
+                code |= ((coords[axis] >> b) & 1) << out_bit
+                out_bit += 1
+    return tuple(int(i) for i in np.argsort(code, kind="stable"))
+
+
+def encode_shard(
+    block: np.ndarray,
+    n_slots: int,
+    fill_value: Any,
+    zstd_level: int,
+    *,
+    chunk_shape: tuple[int, ...] | None = None,
+    shard_shape: tuple[int, ...] | None = None,
+) -> bytes | None:
     """Bytes of one shard holding ``block`` (samples along axis 0), or None if all fill.
 
-    ``n_slots`` is the shard's chunk count (the store's shard size); a last
-    shard shorter than that leaves the remaining slots empty.
+    ``n_slots`` is the shard's sample count (the store's shard size); a last
+    shard shorter than that leaves the remaining slots empty. By default a
+    chunk is one whole sample. ``chunk_shape`` and ``shard_shape`` (shapes
+    after the sample axis) give a grid of several chunks per sample: the
+    shard spans ``shard_shape`` (a multiple of ``chunk_shape``), ``block`` its
+    part inside the array (it may end earlier along any axis, at the array's
+    edge). Chunks crossing that edge are padded with ``fill_value``; chunks
+    beyond it, and chunks equal to the fill value, are left out. The bytes
+    are zarr-python's for the same data, chunks in Morton order.
 
     Examples
     --------
@@ -111,21 +154,64 @@ def encode_shard(block: np.ndarray, n_slots: int, fill_value: Any, zstd_level: i
     True
     >>> encode_shard(np.zeros((2, 4), np.uint8), 4, 0, 3) is None
     True
+    >>> tiled = encode_shard(np.ones((1, 5, 4), np.uint8), 2, 0, 3,
+    ...                      chunk_shape=(2, 4), shard_shape=(6, 4))
+    >>> len(tiled) - index_nbytes(2 * 3)  > 0  # 3 tiles of 1 sample written, 3 slots empty
+    True
     """
     from numcodecs import Zstd
 
+    sample = tuple(block.shape[1:])
+    chunk = sample if chunk_shape is None else tuple(chunk_shape)
+    if shard_shape is None:  # the sample rounded up to whole chunks
+        extent = tuple(-(-b // c) * c for b, c in zip(sample, chunk, strict=False))
+    else:
+        extent = tuple(shard_shape)
+    if (
+        len(chunk) != len(sample)
+        or len(extent) != len(sample)
+        or any(c < 1 or e % c for c, e in zip(chunk, extent, strict=True))
+        or any(b > e for b, e in zip(sample, extent, strict=True))
+        or block.shape[0] > n_slots
+    ):
+        raise ValueError(
+            f"a block of shape {block.shape} does not fit a shard of {n_slots} samples "
+            f"of {extent} in chunks of {chunk}"
+        )
     codec = Zstd(level=zstd_level, checksum=False)
     little = block.dtype.newbyteorder("<")
-    index = np.full((n_slots, 2), MISSING, dtype="<u8")
+    grid = (n_slots, *(e // c for e, c in zip(extent, chunk, strict=True)))
+    n_chunks = int(np.prod(grid, dtype=np.int64))
+    index = np.full((n_chunks, 2), MISSING, dtype="<u8")
     parts: list[bytes] = []
     offset = 0
-    for j in range(block.shape[0]):
-        chunk = block[j]
-        if _is_fill(chunk, fill_value):
+    whole = chunk == extent == sample
+    order = range(n_chunks) if whole else morton_order(grid)
+    for flat in order:
+        pos = (flat,) if whole else tuple(int(p) for p in np.unravel_index(flat, grid))
+        j = pos[0]
+        if j >= block.shape[0]:
             continue
-        raw = np.ascontiguousarray(chunk, dtype=little)
+        if whole:
+            piece = block[j]
+        else:
+            window: tuple[slice, ...] = tuple(
+                slice(p * c, min((p + 1) * c, b))
+                for p, c, b in zip(pos[1:], chunk, sample, strict=True)
+            )
+            if any(w.start >= w.stop for w in window):
+                continue  # beyond the array's edge
+            key: tuple[int | slice, ...] = (j, *window)
+            piece = block[key]
+            if piece.shape != chunk:
+                padded = np.full(chunk, fill_value, dtype=block.dtype)
+                padded[tuple(slice(0, k) for k in piece.shape)] = piece
+                piece = padded
+        if _is_fill(piece, fill_value):
+            continue
+        raw = np.ascontiguousarray(piece, dtype=little)
         data = bytes(codec.encode(raw))
-        index[j] = (offset, len(data))
+        index[flat] = (offset, len(data))
         parts.append(data)
         offset += len(data)
     if not parts:

@@ -23,16 +23,26 @@ __all__ = [
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "FORMAT_VERSION",
+    "FORMAT_VERSIONS",
+    "MAX_TILES_PER_SHARD",
     "SHAPES_KEY",
     "STAGES",
+    "TILED_FORMAT_VERSION",
     "ArraySpec",
     "StoreLayout",
     "StoreMetadata",
 ]
 
+#: Format of an untiled store (one chunk per sample); the default.
 FORMAT_VERSION = 1
 #: Store key of the ``shapes`` array's only chunk.
 SHAPES_KEY = "shapes/c/0/0"
+#: Format of a tiled store (chunks of ``tile`` pixels per spatial axis).
+TILED_FORMAT_VERSION = 2
+#: Every format this maskprep reads and writes.
+FORMAT_VERSIONS = (FORMAT_VERSION, TILED_FORMAT_VERSION)
+#: A tiled store's shards span at most this many tiles along each spatial axis.
+MAX_TILES_PER_SHARD = 8
 #: Arrays every store has: the input image, void-filled labels, instance ids.
 CORE_ARRAYS = ("image", "labels", "instances")
 #: Arrays of a store whose metadata lists none (every store before targets).
@@ -68,6 +78,24 @@ class StoreLayout:
     ``targets`` describes the arrays after the core three (default: the
     border weight map only, and then it is not written, so stores made
     before targets existed keep their exact metadata).
+
+    ``tile`` (format 2) chunks every array in tiles of ``tile`` pixels per
+    spatial axis (:attr:`tile_shape`, clipped to the spatial shape); a shard
+    then spans ``shard_size`` samples and :attr:`shard_spatial_shape`: the
+    whole padded spatial shape, rounded up to whole tiles, along each axis
+    of at most :data:`MAX_TILES_PER_SHARD` tiles, else that many tiles. With
+    ``tile=None`` (format 1) a chunk is a whole sample and shards split only
+    the sample axis; the tile keys are then not written.
+
+    Examples
+    --------
+    >>> lay = StoreLayout(4, (1040, 1388), None, "uint8", "uint8", 64, 255, tile=256)
+    >>> lay.tile_shape, lay.shard_spatial_shape, lay.spatial_shard_grid
+    ((256, 256), (1280, 1536), (1, 1))
+    >>> lay.chunk_shape("image"), lay.shard_shape("labels")
+    ((1, 256, 256), (64, 1280, 1536))
+    >>> StoreLayout(4, (5000, 100), None, "uint8", "uint8", 8, 255, tile=256).spatial_shard_grid
+    (3, 1)
     """
 
     n_samples: int
@@ -78,6 +106,52 @@ class StoreLayout:
     shard_size: int
     void_label: int
     targets: tuple[ArraySpec, ...] = (_WEIGHTS,)
+    tile: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.tile is not None and (not isinstance(self.tile, int) or self.tile < 1):
+            raise ValueError(f"tile must be a positive integer or None, got {self.tile!r}")
+
+    @property
+    def tiled(self) -> bool:
+        """True for format 2: arrays chunked in tiles rather than whole samples."""
+        return self.tile is not None
+
+    @property
+    def tile_shape(self) -> tuple[int, ...]:
+        """Spatial shape of one chunk: the tile clipped to the spatial shape
+        (the whole spatial shape when untiled)."""
+        if self.tile is None:
+            return self.spatial_shape
+        return tuple(min(self.tile, s) for s in self.spatial_shape)
+
+    @property
+    def shard_spatial_shape(self) -> tuple[int, ...]:
+        """Spatial extent of one shard: whole tiles, at most MAX_TILES_PER_SHARD per axis."""
+        if self.tile is None:
+            return self.spatial_shape
+        return tuple(
+            t * min(-(-s // t), MAX_TILES_PER_SHARD)
+            for s, t in zip(self.spatial_shape, self.tile_shape, strict=True)
+        )
+
+    @property
+    def spatial_shard_grid(self) -> tuple[int, ...]:
+        """Number of shards along each spatial axis (all 1 when untiled)."""
+        return tuple(
+            -(-s // e) for s, e in zip(self.spatial_shape, self.shard_spatial_shape, strict=True)
+        )
+
+    def _channels(self, name: str) -> tuple[int, ...]:
+        return tuple(self.array_shape(name)[1 + len(self.spatial_shape) :])
+
+    def chunk_shape(self, name: str) -> tuple[int, ...]:
+        """zarr chunk shape of array ``name``: one sample, one tile (channels whole)."""
+        return (1, *self.tile_shape, *self._channels(name))
+
+    def shard_shape(self, name: str) -> tuple[int, ...]:
+        """zarr shard shape of array ``name``."""
+        return (self.shard_size, *self.shard_spatial_shape, *self._channels(name))
 
     @property
     def array_names(self) -> tuple[str, ...]:
@@ -116,10 +190,31 @@ class StoreLayout:
         s = self.shard_size
         return [(a, min(a + s, self.n_samples)) for a in range(0, self.n_samples, s)]
 
-    def shard_key(self, name: str, shard: int) -> str:
-        """Store key of one shard of one array (zarr v3 default chunk key encoding)."""
-        zeros = "/0" * (len(self.array_shape(name)) - 1)
-        return f"{name}/c/{shard}{zeros}"
+    def shard_key(self, name: str, shard: int, spatial: tuple[int, ...] | None = None) -> str:
+        """Store key of one shard file of one array (zarr v3 default chunk key encoding).
+
+        ``spatial`` is the shard's position on :attr:`spatial_shard_grid`
+        (default the first; an untiled store has only that one).
+        """
+        ndim = len(self.spatial_shape)
+        pos = (0,) * ndim if spatial is None else tuple(spatial)
+        rest = (*pos, *(0 for _ in self._channels(name)))
+        return f"{name}/c/{shard}" + "".join(f"/{p}" for p in rest)
+
+    def spatial_shards(self) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
+        """Every spatial shard: its grid position and the spatial region it covers
+        (clipped to the spatial shape), in C order."""
+        import itertools
+
+        ext = self.shard_spatial_shape
+        out = []
+        for pos in itertools.product(*(range(g) for g in self.spatial_shard_grid)):
+            region = tuple(
+                slice(p * e, min((p + 1) * e, s))
+                for p, e, s in zip(pos, ext, self.spatial_shape, strict=True)
+            )
+            out.append((pos, region))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -133,12 +228,17 @@ class StoreLayout:
         }
         if self.targets != (_WEIGHTS,):
             out["targets"] = [t.to_dict() for t in self.targets]
+        if self.tile is not None:
+            out["tile"] = self.tile
+            out["tile_shape"] = list(self.tile_shape)
+            out["shard_spatial_shape"] = list(self.shard_spatial_shape)
         return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StoreLayout:
         targets = tuple(ArraySpec.from_dict(t) for t in d.get("targets", [_WEIGHTS.to_dict()]))
-        return cls(
+        tile = d.get("tile")
+        layout = cls(
             n_samples=int(d["n_samples"]),
             spatial_shape=tuple(int(s) for s in d["spatial_shape"]),
             channels=None if d["channels"] is None else int(d["channels"]),
@@ -147,7 +247,12 @@ class StoreLayout:
             shard_size=int(d["shard_size"]),
             void_label=int(d["void_label"]),
             targets=targets,
+            tile=None if tile is None else int(tile),
         )
+        for key in ("tile_shape", "shard_spatial_shape"):
+            if key in d and tuple(int(v) for v in d[key]) != getattr(layout, key):
+                raise ValueError(f"layout {key} {d[key]} disagrees with tile {tile}")
+        return layout
 
 
 def _ints(values: Any) -> tuple[int, ...]:
@@ -320,10 +425,10 @@ class StoreMetadata:
     def from_dict(cls, d: Mapping[str, Any], where: str = "store") -> StoreMetadata:
         """Parse a store's ``maskprep`` attribute; StoreError naming ``where`` if unusable."""
         version = d.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in FORMAT_VERSIONS:
             raise StoreError(
                 f"{where}: store format version {version} is not supported "
-                f"(this maskprep reads version {FORMAT_VERSION})"
+                f"(this maskprep reads versions {', '.join(map(str, FORMAT_VERSIONS))})"
             )
         try:
             checksums = d.get("shard_checksums")
@@ -365,6 +470,11 @@ class StoreMetadata:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"{where}: the store's metadata is invalid ({exc!r})") from None
+        if meta.layout_info.tiled != (version == TILED_FORMAT_VERSION):
+            raise StoreError(
+                f"{where}: format version {version} does not match its layout "
+                f"({'tiled' if meta.layout_info.tiled else 'untiled'})"
+            )
         # Derived keys are stored for readers of the JSON; they must agree.
         if list(d.get("class_counts", meta.class_counts)) != list(meta.class_counts):
             raise StoreError(f"{where}: class_stats and class_counts disagree")

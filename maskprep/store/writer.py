@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -89,8 +90,8 @@ def create_store(
         group.create_array(
             name,
             shape=shape,
-            chunks=(1, *shape[1:]),
-            shards=(layout.shard_size, *shape[1:]),
+            chunks=layout.chunk_shape(name),
+            shards=layout.shard_shape(name),
             dtype=layout.dtype(name),
             fill_value=layout.fill_value(name),
             compressors=ZstdCodec(level=zstd_level),
@@ -117,26 +118,71 @@ def shapes_checksum(loc: Location) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
+def _combined(digests: Sequence[tuple[str, str | None]]) -> str | None:
+    """One checksum for the files of a tiled shard: sha256 over ``key digest`` lines."""
+    if all(d is None for _, d in digests):
+        return None
+    text = "".join(f"{key} {d or '-'}\n" for key, d in digests)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def shard_checksums(loc: Location, layout: StoreLayout, shard: int) -> dict[str, str | None]:
-    """sha256 of each array's file for one shard (None where zarr wrote nothing)."""
+    """sha256 of each array's file for one shard (None where nothing was written).
+
+    A tiled store's shard is one file per spatial shard: its checksum is a
+    sha256 over each file's key and sha256.
+    """
     out: dict[str, str | None] = {}
     for name in layout.array_names:
-        data = loc.read_bytes(layout.shard_key(name, shard))
-        out[name] = None if data is None else hashlib.sha256(data).hexdigest()
+        digests: list[tuple[str, str | None]] = []
+        for pos, _ in layout.spatial_shards():
+            key = layout.shard_key(name, shard, pos)
+            data = loc.read_bytes(key)
+            digests.append((key, None if data is None else hashlib.sha256(data).hexdigest()))
+        out[name] = digests[0][1] if not layout.tiled else _combined(digests)
     return out
 
 
 def write_shard(
     loc: Location, layout: StoreLayout, shard: int, name: str, block: np.ndarray, zstd_level: int
 ) -> str | None:
-    """Write one whole shard of one array; return its sha256 (None: all fill, no file)."""
-    data = encode_shard(block, layout.shard_size, layout.fill_value(name), zstd_level)
-    key = layout.shard_key(name, shard)
-    if data is None:
-        loc.delete(key)
-        return None
-    loc.write_bytes(key, data)
-    return hashlib.sha256(data).hexdigest()
+    """Write one whole shard of one array; return its sha256 (None: all fill, no file).
+
+    ``block`` holds the shard's samples at the full padded shape; a tiled
+    store's shard is written as one file per spatial shard (files that would
+    hold only fill are not written), with the combined checksum of
+    :func:`shard_checksums`.
+    """
+    fill = layout.fill_value(name)
+    if not layout.tiled:
+        data = encode_shard(block, layout.shard_size, fill, zstd_level)
+        key = layout.shard_key(name, shard)
+        if data is None:
+            loc.delete(key)
+            return None
+        loc.write_bytes(key, data)
+        return hashlib.sha256(data).hexdigest()
+    channels = layout.chunk_shape(name)[1 + len(layout.spatial_shape) :]
+    chunk = (*layout.tile_shape, *channels)
+    extent = (*layout.shard_spatial_shape, *channels)
+    digests: list[tuple[str, str | None]] = []
+    for pos, region in layout.spatial_shards():
+        key = layout.shard_key(name, shard, pos)
+        data = encode_shard(
+            block[(slice(None), *region)],
+            layout.shard_size,
+            fill,
+            zstd_level,
+            chunk_shape=chunk,
+            shard_shape=extent,
+        )
+        if data is None:
+            loc.delete(key)
+            digests.append((key, None))
+        else:
+            loc.write_bytes(key, data)
+            digests.append((key, hashlib.sha256(data).hexdigest()))
+    return _combined(digests)
 
 
 def record_shard(loc: Location, shard: int, record: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from maskprep.errors import StoreError
 from maskprep.store import (
     CORE_ARRAYS,
     DEFAULT_ARRAYS,
-    FORMAT_VERSION,
+    FORMAT_VERSIONS,
     Location,
     StoreMetadata,
     read_attrs,
@@ -186,8 +186,9 @@ def inspect_store(
             "re-run maskprep build-weights"
         )
     fmt = meta.get("format_version")
-    if fmt != FORMAT_VERSION:
-        problems.append(f"format version {fmt!r}; this maskprep reads version {FORMAT_VERSION}")
+    if fmt not in FORMAT_VERSIONS:
+        versions = ", ".join(map(str, FORMAT_VERSIONS))
+        problems.append(f"format version {fmt!r}; this maskprep reads versions {versions}")
 
     # Samples and splits.
     sample_ids = [str(s) for s in meta.get("sample_ids") or []]

@@ -1,0 +1,161 @@
+"""Benchmark mixed image sizes: untiled (format 1) against tiled (format 2) stores.
+
+Run from the repository root::
+
+    python benchmarks/bench_mixed.py            # about a minute
+    python benchmarks/bench_mixed.py --quick    # fewer repeats, smoke test
+
+Three stores are built from the bundled synthetic nuclei data (``make_sample``,
+deterministic), arrays ``image`` (uint8), ``labels`` (uint8), ``instances``
+(int32) and ``weights`` (float32):
+
+* ``all-small``: 64 samples of 256x256, untiled (the reference);
+* ``mixed``: 62 samples of 256x256 and 2 of 1040x1388 (DSB2018's extremes),
+  untiled: every sample is padded to 1040x1388;
+* ``mixed tile=256``: the same samples built with ``tile=256``.
+
+Small samples are read one at a time (``shards[i]`` with
+``arrays=("image", "labels", "weights")``) in one shuffled order; the
+samples/s of each mixed store are compared with the all-small store's in the
+same run. Patches: ``shards.patch(i, start, (256, 256))`` of the 1040x1388
+samples, at random starts inside the sample (a patch then usually touches 4
+tiles) and at tile-aligned starts (1 tile), each against reading one whole
+256x256 sample of the all-small store. Methods are interleaved over
+``--repeats`` passes after an untimed one, round robin one read at a time
+(so that a disturbance from other jobs hits every method alike); the table
+shows the median over passes of each method's rate and of its ratio to the
+all-small rate of the same pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from maskprep import BuildConfig, build_weights, make_sample, open_shards
+
+ARRAYS = ("image", "labels", "weights")
+SMALL, BIG = (256, 256), (1040, 1388)
+
+
+def mixed_dataset(root: Path, n_small: int, n_big: int) -> Path:
+    data = make_sample(root / "small", n_images=n_small, size=SMALL)
+    if n_big:
+        big = make_sample(root / "big", n_images=n_big, size=BIG, seed=1)
+        for sub in ("images", "masks", "unlabeled"):
+            for p in (big / sub).glob("*"):
+                shutil.copy(p, data / sub / p.name)
+    return data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None, help="build here and keep the stores")
+    ap.add_argument("--tiles", default="256,128", help="tile sizes of the tiled mixed stores")
+    args = ap.parse_args()
+    tiles = [int(t) for t in args.tiles.split(",")]
+    repeats = 2 if args.quick else args.repeats
+    tmp = args.keep or Path(tempfile.mkdtemp(prefix="bench-mixed-"))
+    stores = {
+        "all-small": (tmp / "small.zarr", 64, 0, None),
+        "mixed": (tmp / "mixed.zarr", 62, 2, None),
+        **{f"mixed tile={t}": (tmp / f"mixed-t{t}.zarr", 62, 2, t) for t in tiles},
+    }
+    datasets = {0: mixed_dataset(tmp / "d64", 64, 0), 2: mixed_dataset(tmp / "d62", 62, 2)}
+    for path, _, n_big, tile in stores.values():
+        if not path.exists():
+            cfg = BuildConfig(tile=tile)
+            build_weights(datasets[n_big], path, cfg, scheduler="threads", workers=2)
+
+    opened = {k: open_shards(v[0], arrays=ARRAYS) for k, v in stores.items()}
+    rng = np.random.default_rng(0)
+    small_idx = {
+        k: [i for i in range(len(s)) if tuple(s.shapes[i]) == SMALL] for k, s in opened.items()
+    }
+    for k in small_idx:
+        small_idx[k] = list(rng.permutation(small_idx[k][:62]))
+    # The tiled stores hold the same values as the untiled one.
+    a = opened["mixed"]
+    for t in tiles:
+        b = opened[f"mixed tile={t}"]
+        for i in range(len(a)):
+            assert all(np.array_equal(a[i][name], b[i][name]) for name in ARRAYS)
+
+    def read_small(k: str) -> Callable[[int], object]:
+        s, order = opened[k], small_idx[k]
+        return lambda u: s[order[u % len(order)]]
+
+    big = {k: [i for i in range(len(s)) if tuple(s.shapes[i]) == BIG] for k, s in opened.items()}
+    n_patches = 64
+    starts = [
+        (int(rng.integers(0, BIG[0] - 256)), int(rng.integers(0, BIG[1] - 256)))
+        for _ in range(n_patches)
+    ]
+    aligned = [
+        (256 * int(rng.integers(0, BIG[0] // 256)), 256 * int(rng.integers(0, BIG[1] // 256)))
+        for _ in range(n_patches)
+    ]
+
+    def patches(k: str, where: list[tuple[int, int]]) -> Callable[[int], object]:
+        s, bi = opened[k], big[k]
+        return lambda u: s.patch(bi[u % len(bi)], where[u % len(where)], (256, 256), arrays=ARRAYS)
+
+    # Patches equal crops of the whole sample.
+    for k in ("mixed", *(f"mixed tile={t}" for t in tiles)):
+        s = opened[k]
+        whole = s[big[k][0]]
+        p = s.patch(big[k][0], starts[0], (256, 256))
+        window = tuple(slice(a, a + 256) for a in starts[0])
+        assert all(np.array_equal(p[n], whole[n][window]) for n in ARRAYS)
+
+    methods = {
+        "all-small: small samples": read_small("all-small"),
+        "mixed: small samples": read_small("mixed"),
+        **{f"mixed tile={t}: small samples": read_small(f"mixed tile={t}") for t in tiles},
+        "mixed: 256x256 patch, random start": patches("mixed", starts),
+    }
+    for t in tiles:
+        k = f"mixed tile={t}"
+        methods[f"{k}: 256x256 patch, random start"] = patches(k, starts)
+        methods[f"{k}: 256x256 patch, tile-aligned"] = patches(k, aligned)
+    units = 62
+    for fn in methods.values():
+        for u in range(units):
+            fn(u)  # warm
+    rates: dict[str, list[float]] = {k: [] for k in methods}
+    for _ in range(repeats):
+        spent = dict.fromkeys(methods, 0.0)
+        for u in range(units):  # round robin: a disturbance hits every method alike
+            for k, fn in methods.items():
+                t0 = time.perf_counter()
+                fn(u)
+                spent[k] += time.perf_counter() - t0
+        for k in methods:
+            rates[k].append(units / spent[k])
+    base = np.asarray(rates["all-small: small samples"])
+    print(f"stores in {tmp}; arrays {', '.join(ARRAYS)}; medians of {repeats} passes")
+    print("| read | per second | speed vs a 256x256 sample | cost vs a 256x256 sample |")
+    print("| --- | ---: | ---: | ---: |")
+    for k, r in rates.items():
+        ratio = np.asarray(r) / base
+        med, cost = float(np.median(ratio)), float(np.median(1 / ratio))
+        print(f"| {k} | {np.median(r):,.0f} | {med:.2f}x | {cost:.2f}x |")
+    if args.keep is None:
+        for s in opened.values():
+            s.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

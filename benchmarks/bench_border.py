@@ -36,6 +36,7 @@ several disks go to the one of least power distance, so neighbours really touch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -224,9 +225,16 @@ def interleaved(
             if r >= repeats[name]:
                 continue
             t0 = time.perf_counter()
+            c0 = time.thread_time()
             results[name] = fn()
+            CPU_TIMES.setdefault(name, []).append(time.thread_time() - c0)
             times[name].append(time.perf_counter() - t0)
     return {k: float(np.median(v)) for k, v in times.items()}, results
+
+
+# Thread CPU seconds per call of the last interleaved() run (the caller's
+# thread only: a threads=2 run's second thread is not counted).
+CPU_TIMES: dict[str, list[float]] = {}
 
 
 def auto_choice(lab: np.ndarray, sp: tuple[float, ...], sigma: float) -> tuple[str, float]:
@@ -309,8 +317,15 @@ def main(argv: list[str] | None = None) -> None:
         for method in ("windowed", "separable"):
             border_weights(lab, spacing=sp, sigma=sigma, method=method)
             border_weights(lab, spacing=sp, sigma=sigma, method=method, threads=2)
-    print(f"w0={W0} sigma={sigma} tolerance={TOLERANCE} region=background; median of repeats")
-    header = f"{'case':30s} {'method':20s} {'median ms':>11s} {'Mpix/s':>9s} {'x maskprep':>11s}"
+    print(
+        f"w0={W0} sigma={sigma} tolerance={TOLERANCE} region=background; median of repeats "
+        "(wall clock; cpu = this thread's CPU time); load average at start "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    header = (
+        f"{'case':30s} {'method':20s} {'median ms':>11s} {'cpu ms':>9s} {'Mpix/s':>9s} "
+        f"{'x maskprep':>11s}"
+    )
     print(header)
     print("-" * len(header))
     summary = []
@@ -338,7 +353,9 @@ def main(argv: list[str] | None = None) -> None:
         if seung_edt is not None:
             fns["edt-crop"] = lambda lab=lab, sp=sp: crop_method(_seung_edt, sigma)(lab, sp)
             reps["edt-crop"] = crop_repeats
+        CPU_TIMES.clear()
         t, res = interleaved(fns, reps)
+        cpu = {k: float(np.median(v)) for k, v in CPU_TIMES.items()}
         ref = np.asarray(res["maskprep"])
         if np.asarray(res["maskprep-2thr"]).tobytes() != ref.tobytes():
             notes.append(f"{name}: threads=2 differs from threads=1")
@@ -348,10 +365,10 @@ def main(argv: list[str] | None = None) -> None:
                 if err > 1e-4 * W0:
                     notes.append(f"{name}: {label} differs from maskprep by {err:.2e}")
         t_mp = t["maskprep"]
-        rows: list[tuple[str, str, float]] = []
+        rows: list[tuple[str, str, float, str]] = []
         for label in fns:
             shown = f"maskprep ({choice})" if label == "maskprep" else label
-            rows.append((shown, f"{t[label] * 1e3:11.2f}", t[label]))
+            rows.append((shown, f"{t[label] * 1e3:11.2f}", t[label], f"{cpu[label] * 1e3:9.2f}"))
         if not args.skip_public:
             stack_gb = n_inst * lab.size * 8 / 1e9
             if stack_gb <= args.public_max_gb:
@@ -360,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 err = float(np.abs(np.asarray(res_p["p"]) - ref).max())
                 notes.append(f"{name}: public timed once; max |public - maskprep| = {err:.2e}")
-                rows.append(("public", f"{tp['p'] * 1e3:11.2f}", tp["p"]))
+                rows.append(("public", f"{tp['p'] * 1e3:11.2f}", tp["p"], f"{'-':>9s}"))
             else:
                 k = 5
                 sample = [i for i in range(1, n_inst + 1)][:k]
@@ -372,14 +389,16 @@ def main(argv: list[str] | None = None) -> None:
                     f"{name}: public not run (its stack needs {stack_gb:.0f} GB); "
                     f"~ = {k} full-image EDTs x {n_inst} instances, sort not included"
                 )
-                rows.append(("public", f"~{tp_est * 1e3:10.0f}", tp_est))
-        for label, shown, tt in rows:
+                rows.append(("public", f"~{tp_est * 1e3:10.0f}", tp_est, f"{'-':>9s}"))
+        for label, shown, tt, cpu_shown in rows:
             mpix = lab.size / tt / 1e6
-            print(f"{name:30s} {label:20s} {shown} {mpix:9.1f} {tt / t_mp:10.1f}x")
+            print(f"{name:30s} {label:20s} {shown} {cpu_shown} {mpix:9.1f} {tt / t_mp:10.1f}x")
         summary.append(
             f"{name}: auto={choice} (cover {cover:.1f}), {t_mp * 1e3:.2f} ms, "
             f"{lab.size / t_mp / 1e6:.1f} Mpix/s, {t['scipy-crop'] / t_mp:.1f}x scipy-crop, "
-            f"{t_mp / t['floor']:.2f}x the floor ({t['floor'] * 1e3:.2f} ms)"
+            f"{t_mp / t['floor']:.2f}x the floor ({t['floor'] * 1e3:.2f} ms); by thread CPU time "
+            f"{cpu['scipy-crop'] / cpu['maskprep']:.1f}x scipy-crop, "
+            f"{cpu['maskprep'] / cpu['floor']:.2f}x the floor"
         )
     print()
     for line in summary:

@@ -172,8 +172,9 @@ def border_weights(
         ``tolerance * w0`` (plus float32 rounding) of the exact value.
     threads : int
         Threads working on one image (the kernels release the GIL). The
-        instances are split into groups whose running two-smallest distances
-        are merged exactly, so the result is byte-identical for any value.
+        windowed transform splits the instances into groups whose running
+        two-smallest distances are merged exactly, the separable one splits
+        the lines of each pass, so the result is byte-identical for any value.
         Keep 1 where images are already processed in parallel (the pipeline).
     method : {"auto", "windowed", "separable"}
         Which exact transform computes the distances (see Notes); the result
@@ -213,8 +214,9 @@ def border_weights(
     distinct instances and their squared distances through one pass per
     axis: exact, because a third instance at one position is beaten there by
     two others and so wherever the next pass carries it. Its cost per pixel
-    is fixed, but higher than one windowed update and it needs about four
-    times the memory (two distances and two ids per pixel). "auto" uses it
+    is fixed, but higher than one windowed update, and it needs two to three
+    times the memory (two distances and two ids, of the labels' width, per
+    pixel, against two distances). "auto" uses it
     when the grown boxes cover a pixel at least 7 (2D) or 6 (3D) times on
     average: 1024^2 with 2000 cells of radius 4-8 or 3D blobs at sigma 5,
     but not 1024^2 with 250 cells of radius 8-20 (see BENCHMARKS.md).

@@ -95,7 +95,7 @@ def sep_x_pass(
     nearest run of another id), so each stretch is one vectorised loop;
     stretches farther than the cutoff from their nearest run are only
     filled with ``inf``. Ids where the distance is ``inf`` are left as
-    they are: nothing downstream reads them.
+    they are: an ``inf`` pair never enters the two nearest, whatever its id.
     """
     nx = lab.shape[1]
     wide = f1.shape[1]

@@ -15,6 +15,13 @@ Values above ``r2`` are dropped as in the windowed kernels (any pair
 involving them sums to more than R). The last pass writes the exponent of
 the border term. The cost per pixel does not depend on how many instances
 are near it, unlike the per-instance windowed kernels.
+
+Why these 1D passes: a first version found the nearest by a lower envelope
+of parabolas (Felzenszwalb-Huttenlocher) and the nearest of another id by a
+search outwards from each pixel; it took 360 ms on the 128^3 benchmark case
+(windowed kernels: 200 ms in the same run), the search dominating. Scalar
+sweeps keeping, per line, the pairs not yet beaten were faster but branchy
+(260 ms); sweeping blocks of lines in SIMD lanes, as here, gives 55-75 ms.
 """
 
 from __future__ import annotations
@@ -464,7 +471,9 @@ def sep_line_pass(
     dropped from the block's list as soon as no lane keeps any of its
     pairs, and for good once it is ``R / spacing`` rows behind. On the
     benchmark cases the list holds 4-9 rows, against 26-52 for a
-    brute-force window of ``R / spacing`` rows each way.
+    brute-force window of ``R / spacing`` rows each way, which measured
+    twice the time (y pass: 11.4 against 5.7 ms at 1024^2 / 250 cells,
+    37.8 against 18.4 ms at 128^3).
 
     With ``final``, ``f1`` receives the exponent of the border term instead,
     with the float32 arithmetic of :func:`maskprep._kernels.exponents`.

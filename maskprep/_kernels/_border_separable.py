@@ -21,7 +21,8 @@ of parabolas (Felzenszwalb-Huttenlocher) and the nearest of another id by a
 search outwards from each pixel; it took 360 ms on the 128^3 benchmark case
 (windowed kernels: 200 ms in the same run), the search dominating. Scalar
 sweeps keeping, per line, the pairs not yet beaten were faster but branchy
-(260 ms); sweeping blocks of lines in SIMD lanes, as here, gives 55-75 ms.
+(285 ms; windowed 205 ms). Sweeping blocks of lines in SIMD lanes, as here,
+took 55-75 ms in runs where the windowed kernels took 190-260 ms.
 """
 
 from __future__ import annotations

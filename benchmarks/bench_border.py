@@ -5,12 +5,19 @@ Run from the repository root::
     python benchmarks/bench_border.py            # full run (about a minute)
     python benchmarks/bench_border.py --quick    # smoke test, small cases
     python benchmarks/bench_border.py --skip-public
+    python benchmarks/bench_border.py --skip-public --no-scaling
 
-Methods, all timed in the same process on the same inputs:
+Methods, all timed in the same process on the same inputs, interleaved (one
+call of each per round, so that load from other jobs hits them alike):
 
-* ``maskprep``: ``border_weights`` (numba kernels, cutoff-windowed), one thread.
-* ``maskprep-2thr``: the same with ``threads=2`` (one process, instances split
-  over two threads, merged exactly; checked byte-identical to one thread).
+* ``maskprep``: ``border_weights`` as callers get it (``method="auto"``), one
+  thread; the row says which transform "auto" picked.
+* ``windowed`` / ``separable``: the same with the transform forced.
+* ``maskprep-2thr``: ``method="auto"`` with ``threads=2`` (checked
+  byte-identical to one thread).
+* ``floor``: numpy allocating two float32 distance images and evaluating
+  ``w0 * exp(-(d1 + d2)**2 / (2 sigma**2))`` over the image: what any method
+  pays once the distances are known.
 * ``public``: one full-image ``scipy.ndimage.distance_transform_edt`` per
   instance, stacked and sorted along the instance axis, as public U-Net code
   does. Slow and memory hungry (instances x pixels float64), so it is timed
@@ -29,6 +36,7 @@ several disks go to the one of least power distance, so neighbours really touch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -39,7 +47,8 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from maskprep import border_weights
+from maskprep import _border as border_mod
+from maskprep import _kernels, border_weights
 
 try:
     import edt as seung_edt  # type: ignore[import-not-found]
@@ -145,6 +154,14 @@ def _weights(d1: np.ndarray, d2: np.ndarray, region_mask: np.ndarray, sigma: flo
     return w.astype(np.float32)
 
 
+def floor(lab: np.ndarray, sigma: float) -> np.ndarray:
+    """Two float32 distance images allocated and the border term evaluated over them."""
+    d1 = np.full(lab.shape, 1.0, dtype=np.float32)
+    d2 = np.full(lab.shape, 2.0, dtype=np.float32)
+    s = d1 + d2
+    return np.float32(W0) * np.exp(-(s * s) / np.float32(2.0 * sigma**2))
+
+
 def public_full(lab: np.ndarray, sp: tuple[float, ...], sigma: float) -> np.ndarray:
     ids = np.unique(lab)
     ids = ids[ids != 0]
@@ -197,20 +214,88 @@ def _seung_edt(mask: np.ndarray, sp: tuple[float, ...]) -> np.ndarray:
     return seung_edt.edt(np.ascontiguousarray(mask, dtype=np.uint8), anisotropy=sp)
 
 
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    times = []
-    result = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), result
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeats: dict[str, int]
+) -> tuple[dict[str, float], dict[str, object]]:
+    """Median seconds per function, calling each once per round (``repeats[name]`` rounds)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    results: dict[str, object] = {}
+    for r in range(max(repeats.values())):
+        for name, fn in fns.items():
+            if r >= repeats[name]:
+                continue
+            t0 = time.perf_counter()
+            c0 = time.thread_time()
+            results[name] = fn()
+            CPU_TIMES.setdefault(name, []).append(time.thread_time() - c0)
+            times[name].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}, results
+
+
+# Thread CPU seconds per call of the last interleaved() run (the caller's
+# thread only: a threads=2 run's second thread is not counted).
+CPU_TIMES: dict[str, list[float]] = {}
+
+
+def auto_choice(lab: np.ndarray, sp: tuple[float, ...], sigma: float) -> tuple[str, float]:
+    """The transform ``method="auto"`` picks for this image, and the cover it decides on."""
+    arr, sp_n = border_mod._check_args(lab, W0, sigma, sp, "background")
+    lab3, sp3, _ = border_mod._prepare(arr, sp_n)
+    _, boxes = _kernels.scan_boxes(lab3)
+    cutoff = sigma * np.sqrt(2.0 * np.log(1.0 / TOLERANCE))
+    margins = [int(min(np.ceil(cutoff / s), n)) for s, n in zip(sp3, lab3.shape, strict=True)]
+    cover = border_mod._cover(lab3.shape, boxes, margins)
+    return border_mod._choose_method(lab3.shape, boxes, margins), cover
+
+
+def scaling(repeats: int) -> None:
+    """Time of both transforms against instance count, sigma and image size, one thread."""
+    rows = []
+    for n in (25, 100, 400, 1000):
+        rows.append((f"512^2 cells={n}", (512, 512), n, 5.0))
+    for sigma in (1.0, 2.5, 10.0, 20.0):
+        rows.append((f"512^2 cells=400 sigma={sigma:g}", (512, 512), 400, sigma))
+    for side, n in ((256, 100), (1024, 1600), (2048, 6400)):
+        rows.append((f"{side}^2 cells={n}", (side, side), n, 5.0))
+    for n in (20, 80, 320):
+        rows.append((f"64^3 blobs={n}", (64, 64, 64), n, 5.0))
+    for sigma in (1.0, 2.5):
+        rows.append((f"64^3 blobs=80 sigma={sigma:g}", (64, 64, 64), 80, sigma))
+    for side, n in ((96, 270), (128, 640)):
+        rows.append((f"{side}^3 blobs={n}", (side, side, side), n, 5.0))
+    print()
+    print("scaling: spacing 1, radius 3-6 px (2D) or 2-4 (3D), colonies of ~20 cells; one thread")
+    header = (
+        f"{'case':30s} {'cover':>7s} {'windowed ms':>12s} {'separable ms':>13s} "
+        f"{'sep/win':>8s} {'auto':>10s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, shape, n, sigma in rows:
+        radius = (3.0, 6.0) if len(shape) == 2 else (2.0, 4.0)
+        lab = colony_cells(shape, n, radius, max(1, n // 20), (1.0,) * len(shape), seed=n)
+        sp = (1.0,) * len(shape)
+        fns = {
+            m: (lambda lab=lab, m=m, sigma=sigma: border_weights(lab, sigma=sigma, method=m))
+            for m in ("windowed", "separable")
+        }
+        for fn in fns.values():
+            fn()
+        t, _ = interleaved(fns, dict.fromkeys(fns, repeats))
+        choice, cover = auto_choice(lab, sp, sigma)
+        w, s = t["windowed"], t["separable"]
+        mark = "" if (choice == "separable") == (s < w) else " (slower)"
+        print(
+            f"{name:30s} {cover:7.1f} {w * 1e3:12.2f} {s * 1e3:13.2f} {s / w:8.2f} "
+            f"{choice + mark:>10s}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small cases, few repeats")
     parser.add_argument("--skip-public", action="store_true", help="skip the full-image method")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per method")
     parser.add_argument(
         "--public-max-gb", type=float, default=3.0, help="largest EDT stack to really time"
@@ -229,62 +314,99 @@ def main(argv: list[str] | None = None) -> None:
 
     # Compile (or load from cache) every kernel variant outside the timings.
     for _, lab, sp in cases(quick=True):
-        border_weights(lab, spacing=sp, sigma=sigma)
-        border_weights(lab, spacing=sp, sigma=sigma, threads=2)
-    print(f"w0={W0} sigma={sigma} tolerance={TOLERANCE} region=background; median of repeats")
-    header = f"{'case':30s} {'method':13s} {'median ms':>11s} {'Mpix/s':>9s} {'x maskprep':>11s}"
+        for method in ("windowed", "separable"):
+            border_weights(lab, spacing=sp, sigma=sigma, method=method)
+            border_weights(lab, spacing=sp, sigma=sigma, method=method, threads=2)
+    print(
+        f"w0={W0} sigma={sigma} tolerance={TOLERANCE} region=background; median of repeats "
+        "(wall clock; cpu = this thread's CPU time); load average at start "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    header = (
+        f"{'case':30s} {'method':20s} {'median ms':>11s} {'cpu ms':>9s} {'Mpix/s':>9s} "
+        f"{'x maskprep':>11s}"
+    )
     print(header)
     print("-" * len(header))
+    summary = []
     for number, (name, lab, sp) in enumerate(cases(args.quick)):
         if args.only is not None and number != args.only:
             continue
         n_inst = int(lab.max())
-        t_mp, ref = timed(
-            lambda lab=lab, sp=sp: border_weights(lab, spacing=sp, sigma=sigma), repeats
-        )
-        rows: list[tuple[str, str, float]] = [("maskprep", f"{t_mp * 1e3:11.2f}", t_mp)]
-        # Same process, two threads on one image (threads=2): byte-identical output.
-        t2, res2 = timed(
-            lambda lab=lab, sp=sp: border_weights(lab, spacing=sp, sigma=sigma, threads=2), repeats
-        )
-        if np.asarray(res2).tobytes() != np.asarray(ref).tobytes():
-            notes.append(f"{name}: threads=2 differs from threads=1")
-        rows.append(("maskprep-2thr", f"{t2 * 1e3:11.2f}", t2))
-        methods: list[tuple[str, Callable, int]] = [
-            ("scipy-crop", crop_method(_scipy_edt, sigma), crop_repeats)
-        ]
+        choice, cover = auto_choice(lab, sp, sigma)
+        fns: dict[str, Callable[[], object]] = {
+            "maskprep": lambda lab=lab, sp=sp: border_weights(lab, spacing=sp, sigma=sigma),
+            "windowed": lambda lab=lab, sp=sp: border_weights(
+                lab, spacing=sp, sigma=sigma, method="windowed"
+            ),
+            "separable": lambda lab=lab, sp=sp: border_weights(
+                lab, spacing=sp, sigma=sigma, method="separable"
+            ),
+            "maskprep-2thr": lambda lab=lab, sp=sp: border_weights(
+                lab, spacing=sp, sigma=sigma, threads=2
+            ),
+            "floor": lambda lab=lab: floor(lab, sigma),
+            "scipy-crop": lambda lab=lab, sp=sp: crop_method(_scipy_edt, sigma)(lab, sp),
+        }
+        reps = dict.fromkeys(fns, repeats)
+        reps["scipy-crop"] = crop_repeats
         if seung_edt is not None:
-            methods.append(("edt-crop", crop_method(_seung_edt, sigma), crop_repeats))
-        for label, fn, reps in methods:
-            t, res = timed(lambda fn=fn, lab=lab, sp=sp: fn(lab, sp), reps)
-            err = float(np.abs(np.asarray(res) - np.asarray(ref)).max())
-            if err > 1e-4 * W0:
-                notes.append(f"{name}: {label} differs from maskprep by {err:.2e}")
-            rows.append((label, f"{t * 1e3:11.2f}", t))
+            fns["edt-crop"] = lambda lab=lab, sp=sp: crop_method(_seung_edt, sigma)(lab, sp)
+            reps["edt-crop"] = crop_repeats
+        CPU_TIMES.clear()
+        t, res = interleaved(fns, reps)
+        cpu = {k: float(np.median(v)) for k, v in CPU_TIMES.items()}
+        ref = np.asarray(res["maskprep"])
+        if np.asarray(res["maskprep-2thr"]).tobytes() != ref.tobytes():
+            notes.append(f"{name}: threads=2 differs from threads=1")
+        for label in ("windowed", "separable", "scipy-crop", "edt-crop"):
+            if label in res:
+                err = float(np.abs(np.asarray(res[label]) - ref).max())
+                if err > 1e-4 * W0:
+                    notes.append(f"{name}: {label} differs from maskprep by {err:.2e}")
+        t_mp = t["maskprep"]
+        rows: list[tuple[str, str, float, str]] = []
+        for label in fns:
+            shown = f"maskprep ({choice})" if label == "maskprep" else label
+            rows.append((shown, f"{t[label] * 1e3:11.2f}", t[label], f"{cpu[label] * 1e3:9.2f}"))
         if not args.skip_public:
             stack_gb = n_inst * lab.size * 8 / 1e9
             if stack_gb <= args.public_max_gb:
-                t, res = timed(lambda lab=lab, sp=sp: public_full(lab, sp, sigma), 1)
-                err = float(np.abs(np.asarray(res) - np.asarray(ref)).max())
+                tp, res_p = interleaved(
+                    {"p": lambda lab=lab, sp=sp: public_full(lab, sp, sigma)}, {"p": 1}
+                )
+                err = float(np.abs(np.asarray(res_p["p"]) - ref).max())
                 notes.append(f"{name}: public timed once; max |public - maskprep| = {err:.2e}")
-                rows.append(("public", f"{t * 1e3:11.2f}", t))
+                rows.append(("public", f"{tp['p'] * 1e3:11.2f}", tp["p"], f"{'-':>9s}"))
             else:
                 k = 5
                 sample = [i for i in range(1, n_inst + 1)][:k]
                 t0 = time.perf_counter()
                 for i in sample:
                     ndimage.distance_transform_edt(lab != i, sampling=sp)
-                t = (time.perf_counter() - t0) / k * n_inst
+                tp_est = (time.perf_counter() - t0) / k * n_inst
                 notes.append(
                     f"{name}: public not run (its stack needs {stack_gb:.0f} GB); "
                     f"~ = {k} full-image EDTs x {n_inst} instances, sort not included"
                 )
-                rows.append(("public", f"~{t * 1e3:10.0f}", t))
-        for label, shown, t in rows:
-            mpix = lab.size / t / 1e6
-            print(f"{name:30s} {label:13s} {shown} {mpix:9.1f} {t / t_mp:10.1f}x")
+                rows.append(("public", f"~{tp_est * 1e3:10.0f}", tp_est, f"{'-':>9s}"))
+        for label, shown, tt, cpu_shown in rows:
+            mpix = lab.size / tt / 1e6
+            print(f"{name:30s} {label:20s} {shown} {cpu_shown} {mpix:9.1f} {tt / t_mp:10.1f}x")
+        summary.append(
+            f"{name}: auto={choice} (cover {cover:.1f}), {t_mp * 1e3:.2f} ms, "
+            f"{lab.size / t_mp / 1e6:.1f} Mpix/s, {t['scipy-crop'] / t_mp:.1f}x scipy-crop, "
+            f"{t_mp / t['floor']:.2f}x the floor ({t['floor'] * 1e3:.2f} ms); by thread CPU time "
+            f"{cpu['scipy-crop'] / cpu['maskprep']:.1f}x scipy-crop, "
+            f"{cpu['maskprep'] / cpu['floor']:.2f}x the floor"
+        )
+    print()
+    for line in summary:
+        print("summary:", line)
     for note in notes:
         print("note:", note)
+    if not args.no_scaling and args.only is None:
+        scaling(3 if args.quick else 7)
 
 
 if __name__ == "__main__":

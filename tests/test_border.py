@@ -45,15 +45,26 @@ def touching_disks(
     return lab
 
 
+METHODS = ("windowed", "separable")
+
+
 def assert_close(labels: np.ndarray, **kwargs: object) -> np.ndarray:
-    got = border_weights(labels, w0=W0, **kwargs)  # type: ignore[arg-type]
-    ref_kwargs = {k: v for k, v in kwargs.items() if k not in ("tolerance", "threads")}
+    """Check the result against the oracle, with ``method`` as given or with every method.
+
+    Returns the result of the method given, or of "auto".
+    """
+    ref_kwargs = {k: v for k, v in kwargs.items() if k not in ("tolerance", "threads", "method")}
     want = border_weights_reference(labels, w0=W0, **ref_kwargs)  # type: ignore[arg-type]
-    assert got.dtype == np.float32
-    assert got.shape == labels.shape
-    err = float(np.abs(got.astype(np.float64) - want).max()) if got.size else 0.0
-    assert err <= ATOL, f"max abs error {err:.3g} > {ATOL:.3g}"
-    return got
+    methods = [kwargs.pop("method")] if "method" in kwargs else ["auto", *METHODS]
+    results = []
+    for method in methods:
+        got = border_weights(labels, w0=W0, method=method, **kwargs)  # type: ignore[arg-type]
+        assert got.dtype == np.float32
+        assert got.shape == labels.shape
+        err = float(np.abs(got.astype(np.float64) - want).max()) if got.size else 0.0
+        assert err <= ATOL, f"{method}: max abs error {err:.3g} > {ATOL:.3g}"
+        results.append(got)
+    return results[0]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -89,11 +100,12 @@ def test_anisotropic_2d(spacing: tuple[float, float]) -> None:
 
 def test_tall_instances_use_envelopes_along_z(monkeypatch: pytest.MonkeyPatch) -> None:
     lab = touching_disks((40, 24, 26), 10, (3.0, 9.0), 5, (0.5, 1.0, 1.0))
-    expected = border_weights(lab, spacing=(0.5, 1.0, 1.0), sigma=3.0, region="all")
+    kwargs = {"spacing": (0.5, 1.0, 1.0), "sigma": 3.0, "region": "all", "method": "windowed"}
+    expected = border_weights(lab, **kwargs)  # type: ignore[arg-type]
     # Force the per-column envelope path for every instance, then a mix.
     for brute_max in (0, 3):
         monkeypatch.setattr(border_mod, "_BRUTE_Z_MAX", brute_max)
-        got = assert_close(lab, spacing=(0.5, 1.0, 1.0), sigma=3.0, region="all")
+        got = assert_close(lab, **kwargs)
         np.testing.assert_allclose(got, expected, atol=1e-6 * W0, rtol=0)
 
 
@@ -103,20 +115,21 @@ def test_2d_kernel_choice(rows_max: int, monkeypatch: pytest.MonkeyPatch) -> Non
     # brute-force (rows as slices) kernel.
     monkeypatch.setattr(border_mod, "_BRUTE_ROWS_MAX", rows_max)
     lab = touching_disks((70, 80), 14, (2.0, 16.0), 12)
-    assert_close(lab, spacing=(0.7, 1.2), sigma=3.0)
-    assert_close(lab, sigma=4.0, region="all")
+    assert_close(lab, spacing=(0.7, 1.2), sigma=3.0, method="windowed")
+    assert_close(lab, sigma=4.0, region="all", method="windowed")
 
 
-def test_zero_and_one_instance_give_zeros() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_zero_and_one_instance_give_zeros(method: str) -> None:
     for lab in (np.zeros((7, 9), np.int32), np.zeros((3, 4, 5), np.uint16)):
-        assert not border_weights(lab).any()
+        assert not border_weights(lab, method=method).any()
         one = lab.copy()
         one[(1,) * lab.ndim] = 5
-        assert not border_weights(one).any()
+        assert not border_weights(one, method=method).any()
     everything = np.full((12, 13), 3, dtype=np.int64)
-    assert not border_weights(everything, region="all").any()
-    assert not border_weights(np.ones((1, 1), np.int32)).any()
-    assert border_weights(np.zeros((0, 4), np.int32)).shape == (0, 4)
+    assert not border_weights(everything, region="all", method=method).any()
+    assert not border_weights(np.ones((1, 1), np.int32), method=method).any()
+    assert border_weights(np.zeros((0, 4), np.int32), method=method).shape == (0, 4)
 
 
 def test_two_instances() -> None:
@@ -170,85 +183,109 @@ def test_nonsequential_and_huge_ids(ids: tuple[int, int, int]) -> None:
         lab[base == old] = new
     got = assert_close(lab)
     np.testing.assert_array_equal(got, border_weights(base))
+    np.testing.assert_array_equal(
+        border_weights(lab, method="separable"), border_weights(base, method="separable")
+    )
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(
     "dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64, np.uint64]
 )
-def test_integer_dtypes_agree(dtype: type) -> None:
+def test_integer_dtypes_agree(dtype: type, method: str) -> None:
     lab32 = touching_disks((40, 44), 9, (3.0, 9.0), 4)
-    expected = border_weights(lab32)
-    np.testing.assert_array_equal(border_weights(lab32.astype(dtype)), expected)
+    expected = border_weights(lab32, method=method)
+    np.testing.assert_array_equal(border_weights(lab32.astype(dtype), method=method), expected)
     vol = touching_disks((10, 14, 16), 6, (2.0, 5.0), 4)
     np.testing.assert_array_equal(
-        border_weights(vol.astype(dtype), sigma=3.0), border_weights(vol, sigma=3.0)
+        border_weights(vol.astype(dtype), sigma=3.0, method=method),
+        border_weights(vol, sigma=3.0, method=method),
     )
 
 
-def test_bool_and_byte_order() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_bool_and_byte_order(method: str) -> None:
     lab = touching_disks((30, 30), 6, (3.0, 8.0), 8)
     np.testing.assert_array_equal(
-        border_weights(lab.astype(">i4")), border_weights(lab.astype("<i4"))
+        border_weights(lab.astype(">i4"), method=method),
+        border_weights(lab.astype("<i4"), method=method),
     )
     two = np.zeros((10, 10), bool)
     two[2, 2] = True
-    assert not border_weights(two).any()  # a bool image has one instance at most
+    assert not border_weights(two, method=method).any()  # one instance at most
 
 
-def test_memory_layouts() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_memory_layouts(method: str) -> None:
+    def same_map(got: np.ndarray, want: np.ndarray) -> None:
+        if method == "windowed":
+            np.testing.assert_array_equal(got, want)
+        else:
+            # A transposed input is transformed with the axes in another
+            # order: the same map up to float32 rounding.
+            np.testing.assert_allclose(got, want, atol=1e-6 * W0, rtol=0)
+
     lab = touching_disks((37, 45), 10, (3.0, 9.0), 6)
-    expected = border_weights(lab, spacing=(0.8, 1.3))
+    expected = border_weights(lab, spacing=(0.8, 1.3), method=method)
     fortran = np.asfortranarray(lab)
-    got = border_weights(fortran, spacing=(0.8, 1.3))
-    np.testing.assert_array_equal(got, expected)
+    same_map(border_weights(fortran, spacing=(0.8, 1.3), method=method), expected)
     big = np.zeros((74, 90), np.int32)
     big[::2, ::2] = lab
-    np.testing.assert_array_equal(border_weights(big[::2, ::2], spacing=(0.8, 1.3)), expected)
     np.testing.assert_array_equal(
-        border_weights(lab.T, spacing=(1.3, 0.8)), expected.T
-    )  # transposed view
+        border_weights(big[::2, ::2], spacing=(0.8, 1.3), method=method), expected
+    )
+    same_map(border_weights(lab.T, spacing=(1.3, 0.8), method=method), expected.T)
     vol = touching_disks((8, 20, 22), 8, (2.0, 6.0), 6)
-    exp3 = border_weights(vol, spacing=(2.0, 1.0, 0.5), sigma=3.0)
-    got3 = border_weights(np.asfortranarray(vol), spacing=(2.0, 1.0, 0.5), sigma=3.0)
-    np.testing.assert_array_equal(got3, exp3)
-    got3v = border_weights(vol[:, ::-1, :], spacing=(2.0, 1.0, 0.5), sigma=3.0)
+    kw = {"spacing": (2.0, 1.0, 0.5), "sigma": 3.0, "method": method}
+    exp3 = border_weights(vol, **kw)  # type: ignore[arg-type]
+    same_map(border_weights(np.asfortranarray(vol), **kw), exp3)  # type: ignore[arg-type]
+    got3v = border_weights(vol[:, ::-1, :], **kw)  # type: ignore[arg-type]
     np.testing.assert_array_equal(got3v, exp3[:, ::-1, :])
 
 
-def test_single_slice_volume_matches_2d() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_single_slice_volume_matches_2d(method: str) -> None:
     lab = touching_disks((30, 34), 7, (3.0, 8.0), 9)
     np.testing.assert_array_equal(
-        border_weights(lab[None], spacing=(4.0, 1.0, 0.5))[0],
-        border_weights(lab, spacing=(1.0, 0.5)),
+        border_weights(lab[None], spacing=(4.0, 1.0, 0.5), method=method)[0],
+        border_weights(lab, spacing=(1.0, 0.5), method=method),
     )
     assert_close(lab[None], spacing=(4.0, 1.0, 0.5))
 
 
-def test_tolerance_bounds_the_error() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_tolerance_bounds_the_error(method: str) -> None:
     lab = touching_disks((60, 60), 12, (3.0, 10.0), 1)
     want = border_weights_reference(lab, w0=W0, sigma=4.0)
     for tol in (1e-2, 1e-4, 1e-8):
-        got = border_weights(lab, w0=W0, sigma=4.0, tolerance=tol)
+        got = border_weights(lab, w0=W0, sigma=4.0, tolerance=tol, method=method)
         assert np.abs(got - want).max() <= tol * W0 + 1e-6 * W0
-    coarse = border_weights(lab, w0=W0, sigma=4.0, tolerance=1e-2)
+    coarse = border_weights(lab, w0=W0, sigma=4.0, tolerance=1e-2, method=method)
     assert (coarse > 0).sum() < (want > 1e-6).sum()  # the cutoff really truncates
 
 
-def test_parameters_scale() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_parameters_scale(method: str) -> None:
     lab = touching_disks((40, 40), 8, (3.0, 9.0), 2)
-    assert not border_weights(lab, w0=0.0).any()
+    assert not border_weights(lab, w0=0.0, method=method).any()
     np.testing.assert_allclose(
-        border_weights(lab, w0=2.0), border_weights(lab, w0=1.0) * 2, rtol=1e-6, atol=1e-7
+        border_weights(lab, w0=2.0, method=method),
+        border_weights(lab, w0=1.0, method=method) * 2,
+        rtol=1e-6,
+        atol=1e-7,
     )
 
 
-def test_deterministic() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_deterministic(method: str) -> None:
     lab = touching_disks((80, 90), 20, (3.0, 12.0), 7)
-    a = border_weights(lab)
-    b = border_weights(lab)
+    a = border_weights(lab, method=method)
+    b = border_weights(lab, method=method)
     assert a.tobytes() == b.tobytes()
     vol = touching_disks((12, 20, 20), 10, (2.0, 6.0), 7)
-    assert border_weights(vol).tobytes() == border_weights(vol).tobytes()
+    assert (
+        border_weights(vol, method=method).tobytes() == border_weights(vol, method=method).tobytes()
+    )
 
 
 @pytest.mark.parametrize(
@@ -271,6 +308,7 @@ def test_deterministic() -> None:
         ({"tolerance": float("nan")}, "tolerance"),
         ({"threads": 0}, "threads"),
         ({"threads": 1.5}, "threads"),
+        ({"method": "fast"}, "method"),
     ],
 )
 def test_validation(kwargs: dict[str, object], match: str) -> None:
@@ -329,19 +367,25 @@ def test_hypothesis_matches_sequential_relabel(lab: np.ndarray) -> None:
     np.testing.assert_array_equal(border_weights(lab), border_weights(seq))
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("threads", [2, 3, 8])
 @pytest.mark.parametrize(
     ("shape", "n", "spacing"),
-    [((96, 120), 30, None), ((20, 40, 36), 25, (1.0, 0.5, 0.5)), ((64, 64), 2, (0.7, 1.2))],
+    [
+        ((96, 120), 30, None),
+        ((20, 40, 36), 25, (1.0, 0.5, 0.5)),
+        ((64, 64), 2, (0.7, 1.2)),
+        ((30, 300), 12, None),
+    ],
 )
 def test_threads_give_byte_identical_results(
-    threads: int, shape: tuple[int, ...], n: int, spacing: tuple[float, ...] | None
+    threads: int, shape: tuple[int, ...], n: int, spacing: tuple[float, ...] | None, method: str
 ) -> None:
     lab = touching_disks(shape, n, (3.0, 9.0), seed=threads, spacing=spacing)
-    one = border_weights(lab, spacing=spacing)
-    many = border_weights(lab, spacing=spacing, threads=threads)
+    one = border_weights(lab, spacing=spacing, method=method)
+    many = border_weights(lab, spacing=spacing, threads=threads, method=method)
     assert many.tobytes() == one.tobytes()
-    assert_close(lab, spacing=spacing, threads=threads)
+    assert_close(lab, spacing=spacing, threads=threads, method=method)
 
 
 def test_merge_smallest_is_the_two_smallest_of_the_union() -> None:
@@ -355,3 +399,89 @@ def test_merge_smallest_is_the_two_smallest_of_the_union() -> None:
     expected = np.sort(vals, axis=0)[:2]
     np.testing.assert_array_equal(d1, expected[0])
     np.testing.assert_array_equal(d2, expected[1])
+
+
+_HUGE_LABELS = st.sampled_from([0, 0, 0, 1, 2, 3, 2**31 - 1, 2**32, 2**63 + 5, 2**64 - 1])
+
+
+@_SETTINGS
+@given(
+    lab=hnp.arrays(
+        np.uint64,
+        st.tuples(st.integers(1, 12), st.integers(1, 40)),
+        elements=_HUGE_LABELS,
+    ),
+    spacing=st.tuples(st.floats(0.2, 3.0), st.floats(0.2, 3.0)),
+    sigma=st.floats(0.3, 12.0),
+    region=st.sampled_from(["background", "all"]),
+)
+def test_hypothesis_separable_2d(
+    lab: np.ndarray, spacing: tuple[float, float], sigma: float, region: str
+) -> None:
+    # Rows up to 40 pixels: not a multiple of the 16-pixel padding, and
+    # sigma large enough for the cutoff to exceed the image.
+    assert_close(lab, spacing=spacing, sigma=sigma, region=region, method="separable")
+
+
+@_SETTINGS
+@given(
+    lab=hnp.arrays(
+        np.int16, hnp.array_shapes(min_dims=3, max_dims=3, max_side=8), elements=_LABELS
+    ),
+    spacing=st.tuples(st.floats(0.2, 3.0), st.floats(0.2, 3.0), st.floats(0.2, 3.0)),
+    sigma=st.floats(0.3, 8.0),
+    region=st.sampled_from(["background", "all"]),
+)
+def test_hypothesis_separable_3d(
+    lab: np.ndarray, spacing: tuple[float, float, float], sigma: float, region: str
+) -> None:
+    assert_close(lab, spacing=spacing, sigma=sigma, region=region, method="separable")
+
+
+@pytest.mark.parametrize(
+    ("shape", "n", "spacing", "sigma"),
+    [
+        ((20, 300), 40, None, 5.0),  # several blocks of lines per row, and a short last one
+        ((6, 33, 150), 30, (1.0, 0.5, 0.5), 4.0),
+        ((40, 50), 15, (1e-3, 1e-3), 0.01),  # cutoff many thousand pixels: clipped
+        ((40, 50), 15, (1e3, 1.0), 3.0),  # rows farther apart than the cutoff
+        ((30, 40), 10, None, 60.0),  # cutoff beyond the image
+    ],
+)
+def test_separable_edge_cases(
+    shape: tuple[int, ...], n: int, spacing: tuple[float, ...] | None, sigma: float
+) -> None:
+    lab = touching_disks(shape, n, (2.0, 9.0), 21, spacing)
+    for region in ("background", "all"):
+        assert_close(lab, spacing=spacing, sigma=sigma, region=region)
+
+
+def test_separable_matches_windowed() -> None:
+    lab = touching_disks((64, 200), 60, (2.0, 8.0), 13)
+    a = border_weights(lab, method="windowed")
+    b = border_weights(lab, method="separable")
+    np.testing.assert_allclose(a, b, atol=1e-6 * W0, rtol=0)
+
+
+def test_auto_picks_separable_where_boxes_overlap_much() -> None:
+    margins = [1, 26, 26]
+    # 200 cells of 10 px in a 256^2 image: their grown boxes cover each pixel ~20 times.
+    dense = np.array(
+        [[0, 1, y, y + 10, x, x + 10] for y in range(0, 250, 18) for x in range(0, 250, 18)]
+    )
+    assert border_mod._cover((1, 256, 256), dense, margins) > border_mod._SEPARABLE_MIN_COVER_2D
+    assert border_mod._choose_method((1, 256, 256), dense, margins) == "separable"
+    sparse = dense[:3]
+    assert border_mod._choose_method((1, 256, 256), sparse, margins) == "windowed"
+    # auto gives exactly the chosen method's result, and the choice follows sigma.
+    lab = touching_disks((60, 64), 40, (2.0, 5.0), 3)
+    chosen = []
+    for sigma in (0.5, 8.0):
+        lab3, _, _ = border_mod._prepare(lab, (1.0, 1.0))
+        _, boxes = border_mod._k.scan_boxes(lab3)
+        cutoff = sigma * np.sqrt(2 * np.log(1e6))
+        margins = [int(min(np.ceil(cutoff), n)) for n in lab3.shape]
+        chosen.append(border_mod._choose_method(lab3.shape, boxes, margins))
+        auto = border_weights(lab, sigma=sigma)
+        assert auto.tobytes() == border_weights(lab, sigma=sigma, method=chosen[-1]).tobytes()
+    assert chosen == ["windowed", "separable"]

@@ -9,5 +9,14 @@ from maskprep._kernels._border import (
     windowed_2d,
     windowed_3d,
 )
+from maskprep._kernels._border_separable import sep_line_pass, sep_x_pass
 
-__all__ = ["exponents", "merge_smallest", "scan_boxes", "windowed_2d", "windowed_3d"]
+__all__ = [
+    "exponents",
+    "merge_smallest",
+    "scan_boxes",
+    "sep_line_pass",
+    "sep_x_pass",
+    "windowed_2d",
+    "windowed_3d",
+]

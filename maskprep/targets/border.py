@@ -7,7 +7,7 @@ correct scipy implementation kept as the test oracle.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -27,6 +27,21 @@ _BRUTE_Z_MAX = 64
 # others through the 2D kernel (lower envelopes along every row of the
 # grown box). Measured: 20% faster on small cells, 9% on 8-20 px radii.
 _BRUTE_ROWS_MAX = 20
+
+_METHODS = ("auto", "windowed", "separable")
+# method="auto" picks the separable transform when the grown boxes of the
+# instances cover each pixel this many times on average (their summed
+# volume over the image's): the windowed kernels cost about that many
+# per-instance updates per pixel, the separable one a fixed number of
+# passes. Near the crossovers of the scaling table in BENCHMARKS.md: in 2D
+# separable was slower at cover 5.8 (1.2-1.8x) and faster from 8 (the
+# 2000-cell case) and at 14 (0.8x); in 3D faster from 8 (0.9x, 0.6x at 9)
+# and 3x slower at 1.6.
+_SEPARABLE_MIN_COVER_2D = 7.0
+_SEPARABLE_MIN_COVER_3D = 6.0
+# Lines swept together by the separable passes (SIMD lanes and then some:
+# per-row overheads dominate below 64, and wider blocks fold more rows).
+_SEPARABLE_LANES = 128
 
 
 def _check_args(
@@ -133,6 +148,7 @@ def border_weights(
     region: str = "background",
     tolerance: float = 1e-6,
     threads: int = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """U-Net border term ``w0 * exp(-(d1 + d2)**2 / (2 * sigma**2))`` as float32.
 
@@ -156,9 +172,14 @@ def border_weights(
         ``tolerance * w0`` (plus float32 rounding) of the exact value.
     threads : int
         Threads working on one image (the kernels release the GIL). The
-        instances are split into groups whose running two-smallest distances
-        are merged exactly, so the result is byte-identical for any value.
+        windowed transform splits the instances into groups whose running
+        two-smallest distances are merged exactly, the separable one splits
+        the lines of each pass, so the result is byte-identical for any value.
         Keep 1 where images are already processed in parallel (the pipeline).
+    method : {"auto", "windowed", "separable"}
+        Which exact transform computes the distances (see Notes); the result
+        agrees within the tolerance either way. "auto" picks the faster one
+        for the image at hand; the others are for tests and benchmarks.
 
     Returns
     -------
@@ -186,6 +207,20 @@ def border_weights(
     O(pixels), and the result does not depend on the order of the instances
     and is the same on every call.
 
+    That windowed transform costs, per pixel, about as many updates as there
+    are instances whose grown box covers the pixel, which in dense scenes, in
+    3D and at large ``sigma`` is many. The separable transform
+    (``method="separable"``) instead carries, per pixel, the two nearest
+    distinct instances and their squared distances through one pass per
+    axis: exact, because a third instance at one position is beaten there by
+    two others and so wherever the next pass carries it. Its cost per pixel
+    is fixed, but higher than one windowed update, and it needs two to three
+    times the memory (two distances and two ids, of the labels' width, per
+    pixel, against two distances). "auto" uses it
+    when the grown boxes cover a pixel at least 7 (2D) or 6 (3D) times on
+    average: 1024^2 with 2000 cells of radius 4-8 or 3D blobs at sigma 5,
+    but not 1024^2 with 250 cells of radius 8-20 (see BENCHMARKS.md).
+
     Examples
     --------
     >>> import numpy as np
@@ -198,6 +233,8 @@ def border_weights(
         raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     arr, sp = _check_args(instances, w0, sigma, spacing, region)
     lab, sp3, transposed = _prepare(arr, sp)
     if lab.size == 0 or w0 == 0:
@@ -209,6 +246,11 @@ def border_weights(
     r2 = cutoff * cutoff
     # Clipped to the image so that a tiny spacing cannot overflow int64.
     margins = [int(min(np.ceil(cutoff / s), n)) for s, n in zip(sp3, lab.shape, strict=True)]
+    if method == "auto":
+        method = _choose_method(lab.shape, boxes, margins)
+    if method == "separable":
+        out = _separable(lab, sp3, cutoff, w0, sigma, region, threads)
+        return _finish(out, arr.shape, transposed)
     groups = _split_work(boxes, margins, threads)
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     sz, sy, sx = sp3
@@ -249,6 +291,91 @@ def border_weights(
             list(pool.map(finish, [slice(a, a + step) for a in range(0, lab.size, step)]))
     d1 = pairs[0][0]
     return _finish(d1, arr.shape, transposed)
+
+
+def _cover(shape: tuple[int, ...], boxes: np.ndarray, margins: list[int]) -> float:
+    """Summed volume of the instances' boxes grown by ``margins`` (clipped), over the image's."""
+    lo = np.maximum(boxes[:, 0::2] - np.asarray(margins), 0)
+    hi = np.minimum(boxes[:, 1::2] + np.asarray(margins), np.asarray(shape))
+    vol = np.prod((hi - lo).astype(np.float64), axis=1).sum()
+    return float(vol / np.prod(np.asarray(shape, dtype=np.float64)))
+
+
+def _choose_method(shape: tuple[int, ...], boxes: np.ndarray, margins: list[int]) -> str:
+    """``"separable"`` where the windowed kernels would update each pixel many times."""
+    least = _SEPARABLE_MIN_COVER_2D if shape[0] == 1 else _SEPARABLE_MIN_COVER_3D
+    return "separable" if _cover(shape, boxes, margins) >= least else "windowed"
+
+
+def _separable(
+    lab: np.ndarray,
+    sp3: tuple[float, ...],
+    cutoff: float,
+    w0: float,
+    sigma: float,
+    region: str,
+    threads: int,
+) -> np.ndarray:
+    """Border term of the ``(Z, Y, X)`` label image by the separable transform (float32)."""
+    nz, ny, nx = lab.shape
+    # Rows padded to a multiple of 16 pixels, so that every block of lines
+    # but the last in a row is a whole number of SIMD vectors.
+    wide = -(-nx // 16) * 16
+    size = nz * ny * wide
+    f1 = np.empty(size, dtype=np.float32)
+    f2 = np.empty(size, dtype=np.float32)
+    a1 = np.empty(size, dtype=lab.dtype)
+    a2 = np.empty(size, dtype=lab.dtype)
+    r2 = cutoff * cutoff
+    rows = lab.reshape(nz * ny, nx)
+    views = [x.reshape(nz * ny, wide) for x in (f1, a1, f2, a2)]
+    # Passes: x from the labels, then y, then z (the last writes the exponent).
+    lines = [(nz, ny, wide, sp3[1])]
+    if nz > 1:
+        lines.append((1, nz, ny * wide, sp3[0]))
+    consts = (cutoff, float(np.log(w0)), 0.5 / sigma**2, region == "background")
+
+    def x_pass(r0: int, r1: int) -> None:
+        _k.sep_x_pass(rows, sp3[2] ** 2, r2, r0, r1, *views)
+
+    def line_pass(k: int, i0: int, i1: int) -> None:
+        _, n, inner, s = lines[k]
+        lanes = min(_SEPARABLE_LANES, inner)
+        final = k == len(lines) - 1
+        _k.sep_line_pass(f1, a1, f2, a2, n, inner, lanes, s * s, r2, i0, i1, final, *consts)
+
+    def items(k: int) -> int:
+        outer, _, inner, _ = lines[k]
+        return outer * -(-inner // min(_SEPARABLE_LANES, inner))
+
+    def exp(i0: int, i1: int) -> None:
+        np.exp(f1[i0:i1], out=f1[i0:i1])
+
+    if threads == 1:
+        x_pass(0, nz * ny)
+        for k in range(len(lines)):
+            line_pass(k, 0, items(k))
+        exp(0, size)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # Every work item is computed the same way whichever thread runs it,
+        # so the split cannot change the result.
+        def run(pool: ThreadPoolExecutor, fn: Callable[..., None], total: int, *head: int) -> None:
+            step = -(-total // threads)
+            jobs = [pool.submit(fn, *head, a, min(total, a + step)) for a in range(0, total, step)]
+            for job in jobs:
+                job.result()
+
+        with ThreadPoolExecutor(threads) as pool:
+            run(pool, x_pass, nz * ny)
+            for k in range(len(lines)):
+                run(pool, line_pass, items(k), k)
+            run(pool, exp, size)
+    out = f1.reshape(nz, ny, wide)
+    if wide != nx:
+        out = np.ascontiguousarray(out[:, :, :nx])
+    return out
 
 
 def _split_work(boxes: np.ndarray, margins: list[int], threads: int) -> list[np.ndarray]:

@@ -29,6 +29,7 @@ from maskprep._version import __version__
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError, StoreError
 from maskprep.ingest import Dataset, SampleSource, discover
+from maskprep.pipeline.kernels import KernelWarmup
 from maskprep.pipeline.runner import Progress, Runner, check_scheduler
 from maskprep.pipeline.scan import (
     SampleInfo,
@@ -234,6 +235,7 @@ def build_weights(
         else:
             loc.remove()  # creation was interrupted: nothing in it is worth keeping
 
+    warmup = KernelWarmup(progress)  # compiles during the scan on a fresh install
     with Runner(scheduler, workers, progress, retries) as runner:
         if resume is None:
             meta, infos, good = _scan_and_create(
@@ -254,6 +256,7 @@ def build_weights(
             for k, (a, b) in enumerate(layout.shard_bounds())
             if k not in done
         ]
+        warmup.wait()
         runner.compute(writes, f"writing {len(writes)} shard(s)")
     final = mark_complete(loc, meta)
     n_shards = len(layout.shard_bounds())

@@ -18,6 +18,7 @@ import numpy as np
 
 from maskprep.config import BuildConfig
 from maskprep.errors import StoreError
+from maskprep.pipeline.kernels import KernelWarmup
 from maskprep.pipeline.runner import Progress, Runner
 from maskprep.pipeline.write import write_blocks
 from maskprep.store import (
@@ -156,6 +157,7 @@ def reweight(
         for k, (a, b) in enumerate(layout.shard_bounds())
     ]
     with Runner(scheduler, workers, progress, retries=2) as runner:
+        KernelWarmup(progress).wait()  # a fresh install compiles the kernels first
         runner.compute(tasks, f"rewriting the weights of {len(tasks)} shard(s)")
     mark_complete(loc, new_meta)
     return ReweightSummary(

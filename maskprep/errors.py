@@ -7,7 +7,7 @@ print it without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "MaskprepError", "PluginError", "StoreError"]
+__all__ = ["DataError", "MaskprepError", "OutputError", "PluginError", "StoreError"]
 
 
 class MaskprepError(Exception):
@@ -20,6 +20,10 @@ class DataError(MaskprepError, ValueError):
 
 class StoreError(MaskprepError):
     """An output store is missing, incomplete, or not a maskprep store."""
+
+
+class OutputError(MaskprepError):
+    """An output path cannot be created (names the path and what is in the way)."""
 
 
 class PluginError(MaskprepError):

@@ -10,9 +10,9 @@ from maskprep.cli.app import main, user_errors
 from maskprep.cli.options import (
     build_config,
     class_weight_config,
-    class_weight_options,
     dataset_options,
     option,
+    required_class_weight_options,
     scheduler_kwargs,
     scheduler_options,
     shard_options,
@@ -111,7 +111,7 @@ def format_summary(s: BuildSummary) -> str:
 
 @main.command("reweight", short_help="Switch a built store to another class-weight scheme.")
 @click.argument("store")
-@class_weight_options
+@required_class_weight_options
 @scheduler_options(reweight)
 @click.option("-q", "--quiet", is_flag=True, help=_QUIET_HELP)
 @click.pass_context

@@ -36,6 +36,7 @@ __all__ = [
     "default_of",
     "given",
     "option",
+    "required_class_weight_options",
     "scheduler_kwargs",
     "scheduler_options",
     "shard_options",
@@ -122,20 +123,21 @@ def _parse_spacing(
 # --------------------------------------------------------------------------- #
 
 
-def class_weight_options(f: F) -> F:
-    """The options of :class:`ClassWeightConfig` (build-weights, reweight, preview)."""
+def _scheme_option(required: bool) -> Callable[[F], F]:
+    decls = ("--class-weights", "scheme")
+    kwargs: dict[str, Any] = {"type": click.Choice(SCHEMES), "metavar": "SCHEME"}
+    text = f"Class-weight scheme: {', '.join(SCHEMES)}."
+    if required:
+        return click.option(*decls, required=True, help=text, **kwargs)
+    return option(ClassWeightConfig, "scheme", *decls[:1], help=text, **kwargs)
+
+
+def _class_weight_options(f: F, *, required: bool) -> F:
     cw = ClassWeightConfig
     return _apply(
         f,
         [
-            option(
-                cw,
-                "scheme",
-                "--class-weights",
-                type=click.Choice(SCHEMES),
-                metavar="SCHEME",
-                help=f"Class-weight scheme: {', '.join(SCHEMES)}.",
-            ),
+            _scheme_option(required),
             option(
                 cw,
                 "mu",
@@ -167,6 +169,16 @@ def class_weight_options(f: F) -> F:
             ),
         ],
     )
+
+
+def class_weight_options(f: F) -> F:
+    """The options of :class:`ClassWeightConfig` (build-weights, preview), with its defaults."""
+    return _class_weight_options(f, required=False)
+
+
+def required_class_weight_options(f: F) -> F:
+    """The same, ``--class-weights`` required (reweight: no silent switch to a default)."""
+    return _class_weight_options(f, required=True)
 
 
 def class_weight_config(

@@ -54,7 +54,7 @@ def _discover_dsb2018(root: Path) -> list[tuple[str, Path, tuple[Path, ...], Pat
             raise DataError(f"{child}: resolves outside the dataset directory {root}")
         image = child / "images" / f"{stem}.png"
         if not image.is_file():
-            raise DataError(f"{child}: expected the image {image.relative_to(root)}")
+            raise _no_image_error(root, child, image)
         masks_dir = child / "masks"
         masks = tuple(p for p in sorted(masks_dir.glob("*.png")) if not p.name.startswith("."))
         for m in masks:
@@ -63,6 +63,25 @@ def _discover_dsb2018(root: Path) -> list[tuple[str, Path, tuple[Path, ...], Pat
                 raise DataError(f"{m}: resolves outside the dataset directory {root}")
         found.append((stem, image, masks, None))
     return found
+
+
+def _no_image_error(root: Path, child: Path, image: Path) -> DataError:
+    """Name what the dsb2018 layout expected and what the folder holds instead."""
+    expected = "one folder per sample, <stem>/images/<stem>.png with <stem>/masks/*.png"
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        return DataError(
+            f"{root}: holds images/ and masks/ directly, which is the instances layout "
+            f"(images/<stem>.png with masks/<stem>.png); the dsb2018 layout expects {expected}"
+        )
+    images_dir = child / "images"
+    found = sorted(p.name for p in images_dir.iterdir()) if images_dir.is_dir() else []
+    holds = f"{images_dir.relative_to(root)}/ holds {', '.join(found[:5])}" if found else (
+        f"{images_dir.relative_to(root)}/ is missing or empty"
+    )
+    return DataError(
+        f"{child}: expected the image {image.relative_to(root)} (the folder's name is the stem; "
+        f"the dsb2018 layout expects {expected}), but {holds}"
+    )
 
 
 def _instances_from_binary_masks(

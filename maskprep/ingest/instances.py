@@ -78,16 +78,8 @@ def _discover_instances(root: Path) -> list[tuple[str, Path, tuple[Path, ...], P
     unlabeled = files_by_stem(root, root / "unlabeled")
     no_mask = sorted(set(images) - set(masks))
     no_image = sorted(set(masks) - set(images))
-    if no_mask:
-        raise DataError(
-            f"{root / 'images'}: {len(no_mask)} image(s) have no mask in masks/: "
-            + ", ".join(no_mask[:5])
-        )
-    if no_image:
-        raise DataError(
-            f"{root / 'masks'}: {len(no_image)} mask(s) have no image in images/: "
-            + ", ".join(no_image[:5])
-        )
+    if no_mask or no_image:
+        raise DataError(_unpaired_message(root, images, masks, no_mask, no_image))
     stray = sorted(set(unlabeled) - set(images))
     if stray:
         raise DataError(
@@ -95,6 +87,32 @@ def _discover_instances(root: Path) -> list[tuple[str, Path, tuple[Path, ...], P
             + ", ".join(stray[:5])
         )
     return [(s, images[s], (masks[s],), unlabeled.get(s)) for s in sorted(images)]
+
+
+def _unpaired_message(
+    root: Path,
+    images: dict[str, Path],
+    masks: dict[str, Path],
+    no_mask: list[str],
+    no_image: list[str],
+) -> str:
+    """Both sides of the pairing: images without a mask, masks without an image."""
+
+    def shown(files: dict[str, Path], stems: list[str]) -> str:
+        more = f" and {len(stems) - 5} more" if len(stems) > 5 else ""
+        return ", ".join(files[s].relative_to(root).as_posix() for s in stems[:5]) + more
+
+    parts = []
+    if no_mask:
+        parts.append(f"{len(no_mask)} image(s) have no mask in masks/: {shown(images, no_mask)}")
+    if no_image:
+        parts.append(
+            f"{len(no_image)} mask(s) have no image in images/: {shown(masks, no_image)}"
+        )
+    return (
+        f"{root}: " + "; ".join(parts) + " (images and masks pair by file stem: "
+        "images/<stem>.png|tif|tiff with masks/<stem>.png|tif|tiff)"
+    )
 
 
 def _instances_from_label_image(

@@ -44,8 +44,10 @@ from maskprep.pipeline.write import plan_layout, write_sample_shard
 from maskprep.store import (
     Location,
     StoreMetadata,
+    check_directory,
     create_store,
     done_shards,
+    make_directory,
     mark_complete,
     read_store_metadata,
 )
@@ -203,6 +205,8 @@ def build_weights(
         raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
     dataset = discover(dataset_dir, config.layout, source=config.source)
     loc = Location.parse(out, storage_options)
+    if loc.is_local:
+        check_directory(loc.path, "the output store")
     files = _input_files(dataset)
     inputs_digest = _inputs_digest(dataset, files)
     wanted = {"config": config.to_dict(), "on_error": on_error, "inputs_digest": inputs_digest}
@@ -343,5 +347,7 @@ def _scan_and_create(
         layout_info=plan_layout(infos, good, config),
     )
     shapes = np.asarray([i.shape for i in infos], dtype=np.int32)
+    if loc.is_local:
+        make_directory(loc.path, "the output store")
     meta = create_store(loc, metadata, config.zstd_level, shapes=shapes)
     return meta, infos, good

@@ -38,7 +38,7 @@ from maskprep.store.codec import (
     parse_endian,
     parse_fill_value,
 )
-from maskprep.store.location import Location
+from maskprep.store.location import Location, check_directory, make_directory
 from maskprep.store.metadata import (
     CORE_ARRAYS,
     DEFAULT_ARRAYS,
@@ -72,6 +72,7 @@ __all__ = [
     "StoreLayout",
     "StoreMetadata",
     "UnsupportedFormat",
+    "check_directory",
     "crc32c",
     "create_store",
     "decode_chunk_into",
@@ -81,6 +82,7 @@ __all__ = [
     "frame_content_size",
     "index_nbytes",
     "is_maskprep_store",
+    "make_directory",
     "mark_complete",
     "parse_endian",
     "parse_fill_value",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from maskprep.config import BuildConfig
 from maskprep.errors import StoreError
-from maskprep.store import is_maskprep_store
+from maskprep.store import is_maskprep_store, make_directory
 from maskprep.tools.preview.data import (
     PreviewData,
     PreviewSample,
@@ -110,6 +110,8 @@ def preview(
     ------
     StoreError
         For an incomplete store (open_shards refuses it) or a missing path.
+    OutputError
+        When ``out_dir`` cannot be a directory (a file is in the way).
     DataError
         For a dataset directory a build would refuse.
 
@@ -137,8 +139,7 @@ def preview(
     else:
         raise StoreError(f"{src}: no such store or dataset directory")
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_directory(out_dir, "the preview directory")
     written: list[Path] = []
     for sample in data.samples:
         fig, _ = render_sample(sample, data, dpi=dpi)

@@ -116,3 +116,14 @@ def test_images_and_masks_with_different_stems(tmp_path: Path) -> None:
         "1 mask(s) have no image in images/: masks/mask2d.tif",
         "images and masks pair by file stem",
     )
+
+
+def test_a_no_op_rerun_says_so(tmp_path: Path) -> None:
+    data = make_sample(tmp_path / "data", n_images=2, size=(16, 16))
+    args = ("build-weights", data, "-o", tmp_path / "o.zarr", "-q")
+    first = run(*args)
+    assert first.exit_code == 0 and first.output.startswith("Wrote "), first.output
+    again = run(*args)
+    assert again.exit_code == 0, again.output
+    assert again.output.startswith(f"{tmp_path / 'o.zarr'} is already complete: 2 samples")
+    assert "nothing written" in again.output and "Wrote" not in again.output

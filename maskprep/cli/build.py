@@ -91,9 +91,13 @@ def build_weights_cmd(ctx: click.Context, **_: object) -> None:
 def format_summary(s: BuildSummary) -> str:
     """The table build-weights prints: samples, classes with counts and weights, shards."""
     total = sum(s.class_counts)
+    what = f"{s.n_samples} samples ({s.n_train} train, {s.n_valid} valid), "
+    if s.shards_written == 0 and s.shards_skipped > 0:
+        head = f"{s.out} is already complete: {what}{s.bytes_on_disk / 1e6:.1f} MB; nothing written"
+    else:
+        head = f"Wrote {s.out}: {what}{s.bytes_on_disk / 1e6:.1f} MB in {s.seconds:.1f} s"
     lines = [
-        f"Wrote {s.out}: {s.n_samples} samples ({s.n_train} train, {s.n_valid} valid), "
-        f"{s.bytes_on_disk / 1e6:.1f} MB in {s.seconds:.1f} s",
+        head,
         f"{'class':<16}{'pixels (train)':>16}{'fraction':>10}{'weight':>10}",
     ]
     for name, n, w in zip(s.class_names, s.class_counts, s.class_weights, strict=True):

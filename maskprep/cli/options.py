@@ -32,6 +32,7 @@ __all__ = [
     "build_config",
     "class_weight_config",
     "class_weight_options",
+    "comma_list",
     "dataset_options",
     "default_of",
     "given",
@@ -105,17 +106,22 @@ def _apply(f: F, options: list[Callable[[Any], Any]]) -> F:
     return f
 
 
-def _parse_spacing(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(
-            f"expected comma-separated numbers such as 1,0.5,0.5, got {value!r}", ctx, param
-        ) from None
+def comma_list(
+    kind: Callable[[str], Any], example: str, what: str = "numbers"
+) -> Callable[[click.Context, click.Parameter, str | None], tuple[Any, ...] | None]:
+    """A click callback parsing ``1,0.5,0.5`` into a tuple of ``kind`` (None stays None)."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            return tuple(kind(v) for v in value.split(","))
+        except ValueError:
+            raise click.BadParameter(
+                f"expected comma-separated {what} such as {example}, got {value!r}", ctx, param
+            ) from None
+
+    return parse
 
 
 # --------------------------------------------------------------------------- #
@@ -256,7 +262,7 @@ def dataset_options(f: F) -> F:
                 bc,
                 "spacing",
                 "--spacing",
-                callback=_parse_spacing,
+                callback=comma_list(float, "1,0.5,0.5"),
                 help="Voxel size per axis, e.g. 1,0.5,0.5.",
             ),
         ],

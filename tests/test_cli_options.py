@@ -123,6 +123,7 @@ def test_preview_passes_a_config_only_when_build_options_are_given(
         **_library_defaults(preview, "samples", "dpi", "scan_limit", "palette"),
         "ids": None,
         "config": None,
+        "progress": calls.kwargs["progress"],  # the renderer (not given -q)
     }
     _invoke("preview", str(tmp_path), "-o", str(tmp_path / "png"), "--w0", "5")
     assert calls.kwargs["config"] == BuildConfig(w0=5.0)

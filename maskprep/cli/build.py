@@ -12,6 +12,7 @@ from maskprep.cli.options import (
     class_weight_config,
     dataset_options,
     option,
+    quiet_option,
     required_class_weight_options,
     scheduler_kwargs,
     scheduler_options,
@@ -21,9 +22,6 @@ from maskprep.cli.progress import progress_for
 from maskprep.pipeline import ON_ERROR, BuildSummary, build_weights, reweight
 
 __all__ = ["format_summary"]
-
-_QUIET_HELP = "No progress output."
-
 
 @main.command(
     "build-weights", short_help="Build training shards: void fill, class and border weights."
@@ -53,7 +51,7 @@ _QUIET_HELP = "No progress output."
     help="fail: stop at bad input; skip: build without bad samples and list them.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing maskprep store at --out.")
-@click.option("-q", "--quiet", is_flag=True, help=_QUIET_HELP)
+@quiet_option
 @click.pass_context
 def build_weights_cmd(ctx: click.Context, **_: object) -> None:
     """Build training shards with void fill, class weights and border weight maps.
@@ -117,7 +115,7 @@ def format_summary(s: BuildSummary) -> str:
 @click.argument("store")
 @required_class_weight_options
 @scheduler_options(reweight)
-@click.option("-q", "--quiet", is_flag=True, help=_QUIET_HELP)
+@quiet_option
 @click.pass_context
 def reweight_cmd(ctx: click.Context, **_: object) -> None:
     """Switch a built store to another class-weight scheme, without the dataset.

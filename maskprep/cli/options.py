@@ -37,6 +37,7 @@ __all__ = [
     "default_of",
     "given",
     "option",
+    "quiet_option",
     "required_class_weight_options",
     "scheduler_kwargs",
     "scheduler_options",
@@ -93,6 +94,11 @@ def option(owner: Any, name: str, *decls: str, **kwargs: Any) -> Callable[[F], F
     default = default_of(owner, name)
     kwargs.setdefault("show_default", default is not None)
     return click.option(*decls, name, default=default, **kwargs)
+
+
+def quiet_option(f: F) -> F:
+    """``-q/--quiet``: no progress output (the commands that take a while)."""
+    return click.option("-q", "--quiet", is_flag=True, help="No progress output.")(f)
 
 
 def given(ctx: click.Context, name: str) -> bool:

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from maskprep.cli.app import main, user_errors
-from maskprep.cli.options import comma_list, default_of, option
+from maskprep.cli.options import comma_list, default_of, option, quiet_option
+from maskprep.cli.progress import progress_for
 from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
 from maskprep.tools.inspect import inspect_store
 from maskprep.tools.inspect_text import format_inspection
@@ -58,7 +59,8 @@ def make_sample_cmd(
 
 @main.command("verify", short_help="Check a store: complete, checksums, metadata.")
 @click.argument("store")
-def verify_cmd(store: str) -> None:
+@quiet_option
+def verify_cmd(store: str, quiet: bool) -> None:
     """Check a store: complete, shard checksums intact, metadata consistent.
 
     Exits 0 when the store is sound, 1 naming every problem otherwise.
@@ -67,8 +69,8 @@ def verify_cmd(store: str) -> None:
     Example:
         maskprep verify nuclei.zarr
     """
-    with user_errors():
-        report = verify_store(store)
+    with user_errors(), progress_for(quiet) as progress:
+        report = verify_store(store, progress=progress)
     if report.ok:
         click.echo(
             f"OK {report.store}: {report.shards_checked} shards checked, "

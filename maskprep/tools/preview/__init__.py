@@ -25,7 +25,7 @@ backend switch, nothing shown on screen).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from maskprep.config import BuildConfig
@@ -72,6 +72,7 @@ def preview(
     dpi: float = 80,
     scan_limit: int = 64,
     palette: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[Path]:
     """Write preview PNGs of a built store or of a dataset directory.
 
@@ -100,6 +101,9 @@ def preview(
     palette : bool
         Write 256-colour palette PNGs (about half the size, colours
         approximate; for docs and sharing) instead of full-colour RGB.
+
+    progress : callable, optional
+        Called as ``progress(stage, done, total)`` as the PNGs are written.
 
     Returns
     -------
@@ -141,12 +145,20 @@ def preview(
 
     out = make_directory(out_dir, "the preview directory")
     written: list[Path] = []
+    total = len(data.samples) + 1
+    stage = f"drawing {total} PNG(s)"
+    if progress is not None:
+        progress(stage, 0, total)
     for sample in data.samples:
         fig, _ = render_sample(sample, data, dpi=dpi)
         target = out / f"{sample.sample_id}.png"
         save_png(fig, target, palette=palette)
         written.append(target)
+        if progress is not None:
+            progress(stage, len(written), total)
     target = out / "class_histogram.png"
     save_png(render_class_histogram(data, dpi=dpi), target, palette=palette)
     written.append(target)
+    if progress is not None:
+        progress(stage, total, total)
     return written

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "DataError",
     "MaskprepError",
+    "OutputError",
     "PluginError",
     "SchedulerError",
     "StoreError",
@@ -31,6 +32,10 @@ class StoreError(MaskprepError):
 
 class SchedulerError(MaskprepError):
     """A dask-distributed scheduler cannot be reached (names its address)."""
+
+
+class OutputError(MaskprepError):
+    """An output path cannot be created (names the path and what is in the way)."""
 
 
 class PluginError(MaskprepError):

@@ -485,3 +485,34 @@ def test_auto_picks_separable_where_boxes_overlap_much() -> None:
         auto = border_weights(lab, sigma=sigma)
         assert auto.tobytes() == border_weights(lab, sigma=sigma, method=chosen[-1]).tobytes()
     assert chosen == ["windowed", "separable"]
+
+
+def test_every_label_dtype_reaches_the_kernels_as_uint32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One compiled variant per kernel: labels uint32 (uint64 only for ids beyond 2**32),
+    boxes C-ordered in 2D and 3D alike."""
+    seen: list[tuple[str, np.dtype, bool]] = []
+    real = border_mod._k.windowed_3d
+
+    def spy(lab: np.ndarray, ids: np.ndarray, boxes: np.ndarray, *rest: object) -> None:
+        seen.append((lab.dtype.str, ids.dtype, boxes.flags.c_contiguous))
+        real(lab, ids, boxes, *rest)
+
+    monkeypatch.setattr(border_mod._k, "windowed_3d", spy)
+    lab = touching_disks((40, 44), 9, (3.0, 9.0), 4)
+    for dtype in (np.uint8, np.int8, np.int16, np.int32, np.int64, np.uint64, bool):
+        border_weights(lab.astype(dtype), method="windowed")
+    border_weights(
+        touching_disks((10, 14, 16), 6, (2.0, 5.0), 4).astype(np.int16), method="windowed"
+    )
+    assert seen
+    assert {s[1] for s in seen} == {np.dtype(np.uint32)}
+    assert all(s[2] for s in seen)
+    big = lab.astype(np.int64) * 2**33
+    assert border_mod._prepare(big, (1.0, 1.0))[0].dtype == np.uint64
+
+
+def test_compile_kernels_reaches_every_kernel_a_build_uses() -> None:
+    border_mod.compile_kernels()
+    assert border_mod.kernels_compiled() in (True, False)  # a cache may be read-only
+    for kernel in border_mod._kernels_used():
+        assert kernel.signatures  # type: ignore[attr-defined]

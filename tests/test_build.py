@@ -331,3 +331,26 @@ def test_bundled_sample_data_end_to_end(tmp_path_factory: pytest.TempPathFactory
     assert worst <= 1e-5 * 10.0
     np.testing.assert_array_equal(shards.class_counts, counts)
     assert sum(shards.metadata["instance_counts"]) > 24 * 20  # touching nuclei, not a toy
+
+
+def test_a_cold_kernel_cache_is_reported_before_the_write(
+    nuclei_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a fresh install the kernels compile during the scan, then the wait is its own pass."""
+    import maskprep.targets.border as border_mod
+    from maskprep.pipeline.kernels import COMPILE_STAGE
+
+    stages: list[str] = []
+    monkeypatch.setattr(border_mod, "kernels_compiled", lambda: False)
+    build_weights(
+        nuclei_dir, tmp_path / "o.zarr", scheduler="sync", progress=lambda s, d, t: stages.append(s)
+    )
+    order = list(dict.fromkeys(stages))
+    assert order[1] == COMPILE_STAGE == "compiling kernels (first run only)"
+    assert order[0].startswith("scanning") and order[2].startswith("writing")
+    monkeypatch.setattr(border_mod, "kernels_compiled", lambda: True)
+    stages.clear()
+    build_weights(
+        nuclei_dir, tmp_path / "p.zarr", scheduler="sync", progress=lambda s, d, t: stages.append(s)
+    )
+    assert COMPILE_STAGE not in stages

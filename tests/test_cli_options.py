@@ -100,14 +100,15 @@ def test_build_weights_options_reach_the_config(fake_build: _Calls, tmp_path: Pa
     }
 
 
-def test_reweight_without_options_passes_the_library_defaults(
+def test_reweight_with_only_a_scheme_passes_the_library_defaults(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """--class-weights is required (no silent switch to balanced); the rest default."""
     calls = _Calls()
     monkeypatch.setattr(build_cmds, "reweight", calls)
-    r = _invoke("reweight", str(tmp_path), "-q")
+    r = _invoke("reweight", str(tmp_path), "--class-weights", "enet", "-q")
     assert r.exit_code == 1, r.output
-    assert calls.args == (str(tmp_path), ClassWeightConfig())
+    assert calls.args == (str(tmp_path), ClassWeightConfig(scheme="enet"))
     assert calls.kwargs == {**_library_defaults(reweight, "scheduler", "workers"), "progress": None}
 
 
@@ -122,6 +123,7 @@ def test_preview_passes_a_config_only_when_build_options_are_given(
         **_library_defaults(preview, "samples", "dpi", "scan_limit", "palette"),
         "ids": None,
         "config": None,
+        "progress": calls.kwargs["progress"],  # the renderer (not given -q)
     }
     _invoke("preview", str(tmp_path), "-o", str(tmp_path / "png"), "--w0", "5")
     assert calls.kwargs["config"] == BuildConfig(w0=5.0)
@@ -141,6 +143,8 @@ def test_option_defaults_are_the_library_defaults() -> None:
         checked = 0
         for param in main.commands[command].params:  # type: ignore[attr-defined]
             if not isinstance(param, click.Option) or param.is_flag or param.multiple:
+                continue
+            if param.required:  # -o, and reweight's --class-weights: no default on purpose
                 continue
             for owner in sources:
                 try:

@@ -163,3 +163,28 @@ def test_build_weights_renders_the_library_progress(
     quiet = CliRunner().invoke(main, [*args, "-q"])  # no renderer: only the summary
     assert quiet.exit_code == 0, quiet.output
     assert quiet.output.startswith("Wrote ")
+
+
+def test_verify_and_preview_report_their_passes(tmp_path: Path) -> None:
+    """One line per pass off a terminal; -q keeps only the result."""
+    from maskprep import build_weights, make_sample
+
+    data = make_sample(tmp_path / "d", n_images=2, size=(16, 16))
+    store = tmp_path / "s.zarr"
+    build_weights(data, store, scheduler="sync")
+    r = CliRunner().invoke(main, ["verify", str(store)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == "checking the checksums of 1 shard(s) ..."
+    assert lines[1].startswith("checking the checksums of 1 shard(s): 1/1 done in ")
+    assert lines[2] == "recounting the labels of 1 shard(s) ..."
+    assert lines[4].startswith("OK ")
+    quiet = CliRunner().invoke(main, ["verify", str(store), "-q"])
+    assert quiet.output.startswith("OK "), quiet.output
+    r = CliRunner().invoke(main, ["preview", str(store), "-o", str(tmp_path / "p"), "-n", "1"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[:2] == [
+        "drawing 2 PNG(s) ...",
+        r.output.splitlines()[1],
+    ]
+    assert r.output.splitlines()[1].startswith("drawing 2 PNG(s): 2/2 done in ")

@@ -61,7 +61,7 @@ def test_verify_accepts_a_clean_store(reference: Path) -> None:
     assert report.samples_recounted == 10
     r = CliRunner().invoke(main, ["verify", str(reference)])
     assert r.exit_code == 0
-    assert r.output.startswith("OK")
+    assert r.stdout.startswith("OK")  # progress goes to stderr
 
 
 def test_verify_detects_flipped_byte(reference: Path, tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def test_values_equal_the_store_metadata(store: Path) -> None:
     )
     assert sum(inst["histogram"]["counts"]) == 6
     assert inst["samples_without_instances"] == meta["instance_counts"].count(0) == 1
-    assert info["geometry"]["max_shape"] == [64, 64]
+    assert info["geometry"]["padded_shape"] == info["geometry"]["largest_shape"] == [64, 64]
     assert info["geometry"]["ndim"] == 2
     assert info["shards"]["n_shards"] == 1
     assert info["shards"]["arrays"]["weights"]["dtype"] == "float32"
@@ -143,9 +143,24 @@ def test_padded_samples_of_different_sizes(tmp_path: Path) -> None:
     build_weights(data, tmp_path / "mixed.zarr", scheduler="sync")
     info = inspect_store(tmp_path / "mixed.zarr")
     g = info["geometry"]
-    assert (g["max_shape"], g["min_shape"], g["padded_samples"]) == ([24, 30], [20, 16], 2)
+    # Real samples, by pixel count: not the per-axis minimum 20x16 that no sample has.
+    assert (g["smallest_shape"], g["smallest_sample"]) == ([24, 16], "b")
+    assert (g["largest_shape"], g["largest_sample"]) == ([20, 30], "a")
+    assert (g["padded_shape"], g["padded_samples"]) == ([24, 30], 2)
     assert info["void"]["total_pixels"] == 20 * 30 + 24 * 16
-    assert "smallest 20x16, 2 padded" in format_inspection(info)
+    text = format_inspection(info)
+    assert "samples from 24x16 (b) to 20x30 (a), 2 padded to 24x30" in text
+    assert "20x16" not in text
+
+
+def test_channels_agree_in_text_and_json(tmp_path: Path) -> None:
+    """A grey image has 1 channel in both views (it was null in JSON, '1 channel' in text)."""
+    data = make_sample(tmp_path / "d", n_images=2, size=(16, 16))
+    build_weights(data, tmp_path / "g.zarr", scheduler="sync")
+    info = inspect_store(tmp_path / "g.zarr")
+    assert info["geometry"]["channels"] == 1
+    assert "(1 channel)" in format_inspection(info)
+    assert json.loads(json.dumps(info))["geometry"]["channels"] == 1
 
 
 def test_not_a_store(tmp_path: Path) -> None:

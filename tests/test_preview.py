@@ -214,8 +214,31 @@ def test_render_other_images(kind: str, tmp_path: Path) -> None:
     fig, axes = render_sample(sample, _fake(sample), dpi=40)
     fig.canvas.draw()
     title = fig.get_suptitle()
-    assert ("slice z=2 of 5" in title) == (kind == "3d")
+    assert ("slices z=1, 2, 3 of 5 and the max projection" in title) == (kind == "3d")
     assert ("channel 0 of 2" in axes["image"].get_title()) == (kind == "two-channel")
+
+
+def test_3d_preview_tiles_slices_and_a_projection_close_to_square() -> None:
+    """A narrow volume (slices 6 x 40) is tiled in a column, not one thin slice in a big panel."""
+    shape = (9, 6, 40)
+    instances = np.zeros(shape, dtype=np.int32)
+    instances[0, 1:3, 2:8] = 1  # only in slice 0: seen in the projection alone
+    instances[4, 2:5, 20:30] = 2
+    labels = (instances > 0).astype(np.uint8)
+    arrays = {
+        "image": (instances * 100).astype(np.uint8),
+        "labels": labels,
+        "instances": instances,
+        "weights": np.ones(shape, np.float32),
+    }
+    sample = PreviewSample("v", "train", arrays, 2, 0)
+    fig, axes = render_sample(sample, _fake(sample), dpi=40)
+    assert "slices z=2, 4, 6 of 9 and the max projection" in fig.get_suptitle()
+    shown = axes["instances"].get_images()[0].get_array()
+    assert shown.shape[:2] == (4 * 6, 40)  # 3 slices + projection, stacked: 24 x 40
+    labels_rgb = axes["labels"].get_images()[0].get_array()
+    projection = labels_rgb[18:24]
+    assert not np.array_equal(projection[1:3, 2:8], projection[0:2, 30:36])  # instance 1 shows
 
 
 def test_palette_pngs_are_smaller(store: Path, tmp_path: Path) -> None:

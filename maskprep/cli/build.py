@@ -10,9 +10,10 @@ from maskprep.cli.app import main, user_errors
 from maskprep.cli.options import (
     build_config,
     class_weight_config,
-    class_weight_options,
     dataset_options,
     option,
+    quiet_option,
+    required_class_weight_options,
     scheduler_kwargs,
     scheduler_options,
     shard_options,
@@ -21,9 +22,6 @@ from maskprep.cli.progress import progress_for
 from maskprep.pipeline import ON_ERROR, BuildSummary, build_weights, reweight
 
 __all__ = ["format_summary"]
-
-_QUIET_HELP = "No progress output."
-
 
 @main.command(
     "build-weights", short_help="Build training shards: void fill, class and border weights."
@@ -53,7 +51,7 @@ _QUIET_HELP = "No progress output."
     help="fail: stop at bad input; skip: build without bad samples and list them.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing maskprep store at --out.")
-@click.option("-q", "--quiet", is_flag=True, help=_QUIET_HELP)
+@quiet_option
 @click.pass_context
 def build_weights_cmd(ctx: click.Context, **_: object) -> None:
     """Build training shards with void fill, class weights and border weight maps.
@@ -91,9 +89,13 @@ def build_weights_cmd(ctx: click.Context, **_: object) -> None:
 def format_summary(s: BuildSummary) -> str:
     """The table build-weights prints: samples, classes with counts and weights, shards."""
     total = sum(s.class_counts)
+    what = f"{s.n_samples} samples ({s.n_train} train, {s.n_valid} valid), "
+    if s.shards_written == 0 and s.shards_skipped > 0:
+        head = f"{s.out} is already complete: {what}{s.bytes_on_disk / 1e6:.1f} MB; nothing written"
+    else:
+        head = f"Wrote {s.out}: {what}{s.bytes_on_disk / 1e6:.1f} MB in {s.seconds:.1f} s"
     lines = [
-        f"Wrote {s.out}: {s.n_samples} samples ({s.n_train} train, {s.n_valid} valid), "
-        f"{s.bytes_on_disk / 1e6:.1f} MB in {s.seconds:.1f} s",
+        head,
         f"{'class':<16}{'pixels (train)':>16}{'fraction':>10}{'weight':>10}",
     ]
     for name, n, w in zip(s.class_names, s.class_counts, s.class_weights, strict=True):
@@ -111,9 +113,9 @@ def format_summary(s: BuildSummary) -> str:
 
 @main.command("reweight", short_help="Switch a built store to another class-weight scheme.")
 @click.argument("store")
-@class_weight_options
+@required_class_weight_options
 @scheduler_options(reweight)
-@click.option("-q", "--quiet", is_flag=True, help=_QUIET_HELP)
+@quiet_option
 @click.pass_context
 def reweight_cmd(ctx: click.Context, **_: object) -> None:
     """Switch a built store to another class-weight scheme, without the dataset.

@@ -32,10 +32,13 @@ __all__ = [
     "build_config",
     "class_weight_config",
     "class_weight_options",
+    "comma_list",
     "dataset_options",
     "default_of",
     "given",
     "option",
+    "quiet_option",
+    "required_class_weight_options",
     "scheduler_kwargs",
     "scheduler_options",
     "shard_options",
@@ -94,6 +97,11 @@ def option(owner: Any, name: str, *decls: str, **kwargs: Any) -> Callable[[F], F
     return click.option(*decls, name, default=default, **kwargs)
 
 
+def quiet_option(f: F) -> F:
+    """``-q/--quiet``: no progress output (the commands that take a while)."""
+    return click.option("-q", "--quiet", is_flag=True, help="No progress output.")(f)
+
+
 def given(ctx: click.Context, name: str) -> bool:
     """Whether option ``name`` was given (command line, environment), not defaulted."""
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
@@ -105,17 +113,22 @@ def _apply(f: F, options: list[Callable[[Any], Any]]) -> F:
     return f
 
 
-def _parse_spacing(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(
-            f"expected comma-separated numbers such as 1,0.5,0.5, got {value!r}", ctx, param
-        ) from None
+def comma_list(
+    kind: Callable[[str], Any], example: str, what: str = "numbers"
+) -> Callable[[click.Context, click.Parameter, str | None], tuple[Any, ...] | None]:
+    """A click callback parsing ``1,0.5,0.5`` into a tuple of ``kind`` (None stays None)."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            return tuple(kind(v) for v in value.split(","))
+        except ValueError:
+            raise click.BadParameter(
+                f"expected comma-separated {what} such as {example}, got {value!r}", ctx, param
+            ) from None
+
+    return parse
 
 
 class _Names(click.ParamType):
@@ -150,20 +163,21 @@ def _parse_offsets(
 # --------------------------------------------------------------------------- #
 
 
-def class_weight_options(f: F) -> F:
-    """The options of :class:`ClassWeightConfig` (build-weights, reweight, preview)."""
+def _scheme_option(required: bool) -> Callable[[F], F]:
+    decls = ("--class-weights", "scheme")
+    kwargs: dict[str, Any] = {"type": click.Choice(SCHEMES), "metavar": "SCHEME"}
+    text = f"Class-weight scheme: {', '.join(SCHEMES)}."
+    if required:
+        return click.option(*decls, required=True, help=text, **kwargs)
+    return option(ClassWeightConfig, "scheme", *decls[:1], help=text, **kwargs)
+
+
+def _class_weight_options(f: F, *, required: bool) -> F:
     cw = ClassWeightConfig
     return _apply(
         f,
         [
-            option(
-                cw,
-                "scheme",
-                "--class-weights",
-                type=click.Choice(SCHEMES),
-                metavar="SCHEME",
-                help=f"Class-weight scheme: {', '.join(SCHEMES)}.",
-            ),
+            _scheme_option(required),
             option(
                 cw,
                 "mu",
@@ -195,6 +209,16 @@ def class_weight_options(f: F) -> F:
             ),
         ],
     )
+
+
+def class_weight_options(f: F) -> F:
+    """The options of :class:`ClassWeightConfig` (build-weights, preview), with its defaults."""
+    return _class_weight_options(f, required=False)
+
+
+def required_class_weight_options(f: F) -> F:
+    """The same, ``--class-weights`` required (reweight: no silent switch to a default)."""
+    return _class_weight_options(f, required=True)
 
 
 def class_weight_config(
@@ -272,7 +296,7 @@ def dataset_options(f: F) -> F:
                 bc,
                 "spacing",
                 "--spacing",
-                callback=_parse_spacing,
+                callback=comma_list(float, "1,0.5,0.5"),
                 help="Voxel size per axis, e.g. 1,0.5,0.5.",
             ),
             target_options,

@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from maskprep.cli.app import main, user_errors
-from maskprep.cli.options import DATASET_PARAMS, build_config, dataset_options, given, option
+from maskprep.cli.options import (
+    DATASET_PARAMS,
+    build_config,
+    dataset_options,
+    given,
+    option,
+    quiet_option,
+)
+from maskprep.cli.progress import progress_for
 from maskprep.tools.preview import preview
 
 __all__: list[str] = []
@@ -48,6 +56,7 @@ __all__: list[str] = []
     type=click.IntRange(min=1),
     help="Samples scanned for the class weights of a dataset preview.",
 )
+@quiet_option
 @click.pass_context
 def preview_cmd(ctx: click.Context, **_: object) -> None:
     """Draw PNGs of samples (image, labels and void, outlines, weights) and class stats.
@@ -69,16 +78,18 @@ def preview_cmd(ctx: click.Context, **_: object) -> None:
         # Given with a store, the library refuses them.
         dataset_preview = any(given(ctx, n) for n in (*DATASET_PARAMS, "scan_limit"))
         config = build_config(ctx, Path(p["path"])) if dataset_preview else None
-        written = preview(
-            p["path"],
-            p["out_dir"],
-            samples=p["samples"],
-            ids=p["ids"] or None,
-            config=config,
-            dpi=p["dpi"],
-            scan_limit=p["scan_limit"],
-            palette=p["palette"],
-        )
+        with progress_for(p["quiet"]) as progress:
+            written = preview(
+                p["path"],
+                p["out_dir"],
+                samples=p["samples"],
+                ids=p["ids"] or None,
+                config=config,
+                dpi=p["dpi"],
+                scan_limit=p["scan_limit"],
+                palette=p["palette"],
+                progress=progress,
+            )
     click.echo(f"Wrote {len(written)} PNG(s) to {p['out_dir']}:")
     for path in written:
         click.echo(f"  {path.name}")

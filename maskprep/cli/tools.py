@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from maskprep.cli.app import main, user_errors
-from maskprep.cli.options import default_of, option
+from maskprep.cli.options import comma_list, default_of, option, quiet_option
+from maskprep.cli.progress import progress_for
 from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
 from maskprep.tools.inspect import inspect_store
 from maskprep.tools.inspect_text import format_inspection
@@ -22,15 +23,6 @@ __all__: list[str] = []
 _SAMPLE_LAYOUTS = tuple(name for name in LAYOUTS if name != "auto")
 
 
-def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(
-            f"expected integers such as 256,256, got {value!r}", ctx, param
-        ) from None
-
-
 @main.command("make-sample", short_help="Write a small synthetic dataset of touching nuclei.")
 @click.argument("directory", type=click.Path(path_type=Path))
 @option(make_sample, "n_images", "-n", "--n-images", type=int, help="Number of samples.")
@@ -38,7 +30,7 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     "--size",
     default=",".join(str(n) for n in default_of(make_sample, "size")),
     show_default=True,
-    callback=_parse_size,
+    callback=comma_list(int, "256,256", "integers"),
     help="Spatial shape, 2 or 3 comma-separated values (3 writes TIFF stacks).",
 )
 @option(
@@ -67,7 +59,8 @@ def make_sample_cmd(
 
 @main.command("verify", short_help="Check a store: complete, checksums, metadata.")
 @click.argument("store")
-def verify_cmd(store: str) -> None:
+@quiet_option
+def verify_cmd(store: str, quiet: bool) -> None:
     """Check a store: complete, shard checksums intact, metadata consistent.
 
     Exits 0 when the store is sound, 1 naming every problem otherwise.
@@ -76,8 +69,8 @@ def verify_cmd(store: str) -> None:
     Example:
         maskprep verify nuclei.zarr
     """
-    with user_errors():
-        report = verify_store(store)
+    with user_errors(), progress_for(quiet) as progress:
+        report = verify_store(store, progress=progress)
     if report.ok:
         click.echo(
             f"OK {report.store}: {report.shards_checked} shards checked, "

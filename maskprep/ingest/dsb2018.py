@@ -60,7 +60,7 @@ def _discover_dsb2018(
             raise DataError(f"{child}: resolves outside the dataset directory {root}")
         image = child / "images" / f"{stem}.png"
         if not image.is_file():
-            problems.append((stem, f"{child}: expected the image {image.relative_to(root)}"))
+            problems.append((stem, str(_no_image_error(root, child, image))))
             continue
         masks_dir = child / "masks"
         masks = tuple(p for p in sorted(masks_dir.glob("*.png")) if not p.name.startswith("."))
@@ -73,6 +73,25 @@ def _discover_dsb2018(
         [f"{root}: {len(problems)} sample folder(s) have problems:", *(m for _, m in problems[:10])]
     )
     return found, problems, message
+
+
+def _no_image_error(root: Path, child: Path, image: Path) -> DataError:
+    """Name what the dsb2018 layout expected and what the folder holds instead."""
+    expected = "one folder per sample, <stem>/images/<stem>.png with <stem>/masks/*.png"
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        return DataError(
+            f"{root}: holds images/ and masks/ directly, which is the instances layout "
+            f"(images/<stem>.png with masks/<stem>.png); the dsb2018 layout expects {expected}"
+        )
+    images_dir = child / "images"
+    found = sorted(p.name for p in images_dir.iterdir()) if images_dir.is_dir() else []
+    holds = f"{images_dir.relative_to(root)}/ holds {', '.join(found[:5])}" if found else (
+        f"{images_dir.relative_to(root)}/ is missing or empty"
+    )
+    return DataError(
+        f"{child}: expected the image {image.relative_to(root)} (the folder's name is the stem; "
+        f"the dsb2018 layout expects {expected}), but {holds}"
+    )
 
 
 def _instances_from_binary_masks(

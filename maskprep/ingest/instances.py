@@ -98,16 +98,8 @@ def _discover_instances(
     problems += [(s, f"{masks[s]}: has no image in images/") for s in no_image]
     problems += [(s, f"{unlabeled[s]}: has no image in images/") for s in stray if s not in masks]
     message = ""
-    if no_mask:
-        message = (
-            f"{root / 'images'}: {len(no_mask)} image(s) have no mask in masks/: "
-            + ", ".join(no_mask[:5])
-        )
-    elif no_image:
-        message = (
-            f"{root / 'masks'}: {len(no_image)} mask(s) have no image in images/: "
-            + ", ".join(no_image[:5])
-        )
+    if no_mask or no_image:
+        message = _unpaired_message(root, images, masks, no_mask, no_image)
     elif stray:
         message = (
             f"{root / 'unlabeled'}: {len(stray)} file(s) have no image in images/: "
@@ -115,6 +107,32 @@ def _discover_instances(
         )
     good = sorted(set(images) - set(no_mask))
     return [(s, images[s], (masks[s],), unlabeled.get(s)) for s in good], problems, message
+
+
+def _unpaired_message(
+    root: Path,
+    images: dict[str, Path],
+    masks: dict[str, Path],
+    no_mask: list[str],
+    no_image: list[str],
+) -> str:
+    """Both sides of the pairing: images without a mask, masks without an image."""
+
+    def shown(files: dict[str, Path], stems: list[str]) -> str:
+        more = f" and {len(stems) - 5} more" if len(stems) > 5 else ""
+        return ", ".join(files[s].relative_to(root).as_posix() for s in stems[:5]) + more
+
+    parts = []
+    if no_mask:
+        parts.append(f"{len(no_mask)} image(s) have no mask in masks/: {shown(images, no_mask)}")
+    if no_image:
+        parts.append(
+            f"{len(no_image)} mask(s) have no image in images/: {shown(masks, no_image)}"
+        )
+    return (
+        f"{root}: " + "; ".join(parts) + " (images and masks pair by file stem: "
+        "images/<stem>.png|tif|tiff with masks/<stem>.png|tif|tiff)"
+    )
 
 
 def _instances_from_label_image(

@@ -29,6 +29,7 @@ from maskprep._version import __version__
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError, StoreError
 from maskprep.ingest import Dataset, SampleSource, discover
+from maskprep.pipeline.kernels import KernelWarmup
 from maskprep.pipeline.runner import Progress, Runner, check_scheduler
 from maskprep.pipeline.scan import (
     SampleInfo,
@@ -46,8 +47,10 @@ from maskprep.store import (
     Location,
     StoreLayout,
     StoreMetadata,
+    check_directory,
     create_store,
     done_shards,
+    make_directory,
     mark_complete,
     read_store_metadata,
     writer_lock,
@@ -240,8 +243,9 @@ def _output_location(
     if loc.is_local:
         if loc.path.is_symlink():
             loc = Location(str(loc.path.resolve()), {})
-        if loc.path.exists() and not loc.path.is_dir():
-            raise StoreError(f"{loc}: exists and is a file, not a store directory")
+        # Before any lock is taken: name the file in the way or the parent
+        # that is not writable, rather than the lock file.
+        check_directory(loc.path, "the output store")
     return loc
 
 
@@ -324,11 +328,14 @@ def _write_store(
     """Pass 1 (unless resuming), create the store at ``target``, pass 2, mark it complete."""
     import dask
 
+    warmup = KernelWarmup(runner_args[2])  # compiles during the scan on a fresh install
     with Runner(*runner_args) as runner:
         if resume is None:
             metadata, infos, good, shapes = _scan(dataset, files, config, runner, on_error, wanted)
             if replacing and target == loc:
                 loc.remove()
+            if target.is_local:
+                make_directory(target.path, "the output store")
             meta = create_store(target, metadata, config.zstd_level, shapes=shapes)
         else:
             meta = resume
@@ -353,6 +360,7 @@ def _write_store(
             for k, (a, b) in enumerate(layout.shard_bounds())
             if k not in done
         ]
+        warmup.wait()
         runner.compute(writes, f"writing {len(writes)} shard(s)")
     return mark_complete(target, meta), layout, len(writes)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from maskprep.config import BuildConfig
 from maskprep.errors import StoreError
+from maskprep.pipeline.kernels import KernelWarmup
 from maskprep.pipeline.runner import Progress, Runner
 from maskprep.pipeline.write import write_blocks
 from maskprep.store import (
@@ -177,6 +178,7 @@ def _reweight_locked(
     # store incomplete before touching any shard: a crash from there on leaves
     # a store that readers refuse, not one with mixed weights.
     with Runner(scheduler, workers, progress, retries=2) as runner:
+        KernelWarmup(progress).wait()  # a fresh install compiles the kernels first
         write_metadata(
             loc, replace(meta, complete=False, stage="reweighting", reweight_target=target_cfg)
         )

@@ -51,7 +51,7 @@ from maskprep.store.codec import (
     parse_endian,
     parse_fill_value,
 )
-from maskprep.store.location import Location
+from maskprep.store.location import Location, check_directory, make_directory
 from maskprep.store.lock import lock_path, writer_lock
 from maskprep.store.metadata import (
     CORE_ARRAYS,
@@ -95,6 +95,7 @@ __all__ = [
     "StoreLayout",
     "StoreMetadata",
     "UnsupportedFormat",
+    "check_directory",
     "crc32c",
     "create_store",
     "decode_chunk_into",
@@ -105,6 +106,7 @@ __all__ = [
     "index_nbytes",
     "is_maskprep_store",
     "lock_path",
+    "make_directory",
     "mark_complete",
     "morton_order",
     "parse_endian",

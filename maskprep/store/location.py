@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TEMP_TAG", "Location"]
+from maskprep.errors import OutputError
+
+__all__ = ["TEMP_TAG", "Location", "check_directory", "make_directory"]
 
 # Marks the temporary files of atomic local writes; a writer killed mid-write
 # leaves one behind, and completed builds sweep them away.
@@ -230,3 +232,53 @@ class Location:
     def size(self) -> int:
         """Total bytes of all objects under the root."""
         return self.tree_size()[0]
+
+
+def check_directory(path: str | os.PathLike[str], what: str) -> Path:
+    """OutputError unless the local directory ``path`` exists or could be created.
+
+    Creates nothing. ``what`` says what the directory is for (``"the output
+    store"``), for the message, which names the file in the way or the
+    directory that is not writable.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "taken").write_text("x")
+    >>> try:
+    ...     check_directory(d / "taken" / "sub", "the preview directory")
+    ... except OutputError as exc:
+    ...     print(str(exc).replace(str(d), "D"))
+    D/taken/sub: cannot create the preview directory: D/taken is a file, not a directory
+    """
+    out = Path(path)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(
+                f"{out}: is a file, and {what} must be a directory (choose another path)"
+            )
+        return out
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(
+                    f"{out}: cannot create {what}: {parent} is a file, not a directory"
+                )
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(f"{out}: cannot create {what}: {parent} is not writable")
+            break
+    return out
+
+
+def make_directory(path: str | os.PathLike[str], what: str) -> Path:
+    """Create the local directory ``path`` and its parents; OutputError naming the obstacle."""
+    out = check_directory(path, what)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputError(
+            f"{out}: cannot create {what} ({reason}; is {out.parent} writable?)"
+        ) from None
+    return out

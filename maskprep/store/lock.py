@@ -57,15 +57,15 @@ def _holder(path: Path) -> dict[str, object] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _try_create(path: Path, what: str) -> bool:
+def _try_create(path: Path, what: str, store: Path) -> bool:
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
     except FileExistsError:
         return False
     except OSError as exc:
         raise StoreError(
-            f"{path.parent}: cannot create the lock file for {what} "
-            f"({exc.strerror or exc}); is the directory writable?"
+            f"{store}: cannot create the output store's lock file {path} for {what} "
+            f"({exc.strerror or exc}); is {path.parent} writable?"
         ) from None
     with os.fdopen(fd, "w") as f:
         json.dump({"pid": os.getpid(), "host": socket.gethostname(), "for": what}, f)
@@ -92,7 +92,7 @@ def writer_lock(loc: Location, what: str = "a build") -> Iterator[None]:
         raise StoreError(
             f"{path.parent}: cannot create the directory ({exc.strerror or exc})"
         ) from None
-    if not _try_create(path, what):
+    if not _try_create(path, what, loc.path):
         holder = _holder(path)
         stale = (
             holder is not None
@@ -102,7 +102,7 @@ def writer_lock(loc: Location, what: str = "a build") -> Iterator[None]:
         )
         if stale:
             path.unlink(missing_ok=True)
-        if not stale or not _try_create(path, what):
+        if not stale or not _try_create(path, what, loc.path):
             who = (
                 f"pid {holder.get('pid')} on {holder.get('host')}"
                 if holder is not None

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from maskprep import _kernels as _k
 
-__all__ = ["border_weights", "border_weights_reference"]
+__all__ = ["border_weights", "border_weights_reference", "compile_kernels", "kernels_compiled"]
 
 _REGIONS = ("background", "all")
 
@@ -117,13 +117,15 @@ def border_weights_reference(
 
 
 def _prepare(arr: np.ndarray, sp: tuple[float, ...]) -> tuple[np.ndarray, tuple[float, ...], bool]:
-    """A C-contiguous 3D view or copy of ``arr`` and its spacing; True if transposed.
+    """A C-contiguous 3D uint32 (or uint64) copy or view of ``arr``; spacing; transposed?
 
     An F-ordered input is transposed (free) instead of copied: the map is
     symmetric in the axes, so the caller transposes the result back. Labels
-    are only ever compared for equality, so they are viewed (free) as the
-    unsigned integer of the same width: four compiled variants of each
-    kernel instead of nine. Only non-native byte order costs a copy.
+    are only ever compared for equality, so they are viewed as the unsigned
+    integer of the same width and then widened (1 and 2 bytes) or narrowed
+    (8 bytes, when every id fits) to uint32: one compiled variant of each
+    kernel, uint64 only for ids beyond 2**32. The copy of small dtypes costs
+    less than the float32 maps the kernels fill.
     """
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
@@ -133,10 +135,47 @@ def _prepare(arr: np.ndarray, sp: tuple[float, ...]) -> tuple[np.ndarray, tuple[
         sp = sp[::-1]
         transposed = True
     arr = np.ascontiguousarray(arr).view(f"u{arr.dtype.itemsize}")
+    if arr.dtype.itemsize < 4 or (arr.dtype.itemsize == 8 and _fits_uint32(arr)):
+        arr = arr.astype(np.uint32)
     if arr.ndim == 2:
         arr = arr[np.newaxis]
         sp = (1.0, *sp)
     return arr, sp, transposed
+
+
+def _fits_uint32(arr: np.ndarray) -> bool:
+    return arr.size == 0 or int(arr.max()) <= np.iinfo(np.uint32).max
+
+
+def _kernels_used() -> tuple[object, ...]:
+    """The numba dispatchers a build calls (threads=1; merge_smallest only with threads > 1)."""
+    return (_k.scan_boxes, _k.windowed_2d, _k.windowed_3d, _k.exponents)
+
+
+def kernels_compiled() -> bool:
+    """Whether the border kernels' compiled code is in numba's on-disk cache.
+
+    False on a fresh install (or after the kernels changed): then the first
+    :func:`border_weights` call compiles them, which takes seconds.
+    """
+    try:
+        files = [d._cache._cache_file for d in _kernels_used()]  # type: ignore[attr-defined]
+        return all(len(f._load_index()) > 0 for f in files)
+    except Exception:  # numba internals moved: assume cached rather than guess
+        return True
+
+
+def compile_kernels() -> None:
+    """Compile (or load from numba's cache) every kernel a build uses, on a tiny image.
+
+    One short and one tall instance in 2D reach both the row-batched and the
+    per-row kernel; 3D volumes call the same specialisations (labels are
+    uint32, boxes C-ordered), so a build compiles nothing more.
+    """
+    lab = np.zeros((_BRUTE_ROWS_MAX + 8, 8), dtype=np.int32)
+    lab[: _BRUTE_ROWS_MAX + 2, 0] = 1
+    lab[0, 4] = 2
+    border_weights(lab, sigma=1.0)
 
 
 def border_weights(
@@ -419,7 +458,8 @@ def _spread_2d(
     if small.any():
         h, w = lab.shape[1:]
         # Rows become slices: the box (0, 1, y0, y1, x0, x1) becomes (y0, y1, 0, 1, x0, x1).
-        rows_box = boxes[small][:, [2, 3, 0, 1, 4, 5]]
+        # C order, as in 3D, so that both call one compiled specialisation.
+        rows_box = np.ascontiguousarray(boxes[small][:, [2, 3, 0, 1, 4, 5]])
         _k.windowed_3d(
             lab.reshape(h, 1, w),
             ids[small],

@@ -73,6 +73,28 @@ def _array_info(loc: Location, name: str) -> dict[str, Any] | None:
     }
 
 
+def _extreme_samples(shapes: np.ndarray | None, ids: object) -> dict[str, Any]:
+    """The samples with the fewest and the most pixels: their ids and true shapes.
+
+    Examples
+    --------
+    >>> out = _extreme_samples(np.array([[200, 300], [256, 256], [300, 200]]), ["a", "b", "c"])
+    >>> out["smallest_shape"], out["smallest_sample"], out["largest_shape"], out["largest_sample"]
+    ([200, 300], 'a', [256, 256], 'b')
+    """
+    if shapes is None or len(shapes) == 0:
+        return dict.fromkeys(
+            ("smallest_shape", "smallest_sample", "largest_shape", "largest_sample")
+        )
+    pixels = np.prod(shapes.astype(np.int64), axis=1)
+    names = [str(i) for i in ids] if isinstance(ids, list | tuple) else []
+    out: dict[str, Any] = {}
+    for which, i in (("smallest", int(np.argmin(pixels))), ("largest", int(np.argmax(pixels)))):
+        out[f"{which}_shape"] = [int(v) for v in shapes[i]]
+        out[f"{which}_sample"] = names[i] if i < len(names) else None
+    return out
+
+
 def _read_shapes(loc: Location, n_samples: int) -> np.ndarray | None:
     """The ``shapes`` array, or None if it is missing, unreadable or never written."""
     try:
@@ -229,9 +251,9 @@ def inspect_store(
     image = arrays.get("image")
     labels = arrays.get("labels")
     ndim = None if labels is None else len(labels["shape"]) - 1
-    channels = None
-    if image is not None and ndim is not None and len(image["shape"]) == ndim + 2:
-        channels = int(image["shape"][-1])
+    channels = None  # unknown without an image array
+    if image is not None and ndim is not None:
+        channels = int(image["shape"][-1]) if len(image["shape"]) == ndim + 2 else 1
     total_pixels = int(np.prod(shapes, axis=1).sum()) if shapes is not None else None
     if shapes is None and n:
         problems.append("sample shapes unknown (the shapes array is missing or unwritten)")
@@ -287,8 +309,8 @@ def inspect_store(
         "instances": _instance_distribution(_int_list(meta.get("instance_counts")) or []),
         "geometry": {
             "ndim": ndim,
-            "max_shape": None if labels is None else labels["shape"][1:],
-            "min_shape": None if shapes is None else [int(v) for v in shapes.min(axis=0)],
+            "padded_shape": None if labels is None else labels["shape"][1:],
+            **_extreme_samples(shapes, sample_ids),
             "padded_samples": None
             if shapes is None or labels is None
             else int((shapes != np.asarray(labels["shape"][1:])).any(axis=1).sum()),

@@ -55,10 +55,18 @@ def format_inspection(info: Mapping[str, Any]) -> str:
     lines.append(f"Samples: {samples['total']} ({parts})")
 
     g = info["geometry"]
-    channels = "1 channel" if g["channels"] is None else f"{g['channels']} channels"
-    sizes = f"largest {_shape(g['max_shape'])}"
-    if g["min_shape"] is not None and g["min_shape"] != g["max_shape"]:
-        sizes += f", smallest {_shape(g['min_shape'])}, {g['padded_samples']} padded"
+    n_channels = g["channels"]
+    channels = f"{n_channels} channel{'s' if n_channels != 1 else ''}"
+    if n_channels is None:
+        channels = "channels unknown"
+    if g["smallest_shape"] is None or g["smallest_shape"] == g["largest_shape"]:
+        sizes = f"samples {_shape(g['padded_shape'])}"
+    else:
+        sizes = (
+            f"samples from {_shape(g['smallest_shape'])} ({g['smallest_sample']}) "
+            f"to {_shape(g['largest_shape'])} ({g['largest_sample']}), "
+            f"{g['padded_samples']} padded to {_shape(g['padded_shape'])}"
+        )
     lines.append(
         f"Geometry: {g['ndim']}D, {sizes}; image {g['image_dtype']} ({channels}), "
         f"labels {g['labels_dtype']}"

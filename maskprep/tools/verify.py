@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,14 +40,27 @@ class VerifyReport:
         return not self.problems
 
 
-def _check_shards(loc: Location, meta: StoreMetadata, layout: StoreLayout) -> list[str]:
+#: ``progress(stage, done, total)``, as the pipeline's passes report it.
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    """The progress callback of a caller that passed none."""
+
+
+def _check_shards(
+    loc: Location, meta: StoreMetadata, layout: StoreLayout, report: Progress
+) -> list[str]:
     problems = []
     recorded = meta.shard_checksums or ()
     n_shards = len(layout.shard_bounds())
     if len(recorded) != n_shards:
         return [f"metadata lists {len(recorded)} shard checksums for {n_shards} shards"]
+    stage = f"checking the checksums of {n_shards} shard(s)"
+    report(stage, 0, n_shards)
     for k in range(n_shards):
         actual = shard_checksums(loc, layout, k)
+        report(stage, k + 1, n_shards)
         for name in layout.array_names:
             want, got = recorded[k].get(name), actual[name]
             key = layout.shard_key(name, k)
@@ -59,7 +73,9 @@ def _check_shards(loc: Location, meta: StoreMetadata, layout: StoreLayout) -> li
     return problems
 
 
-def _recount(loc: Location, meta: StoreMetadata, layout: StoreLayout) -> tuple[list[str], int]:
+def _recount(
+    loc: Location, meta: StoreMetadata, layout: StoreLayout, report: Progress
+) -> tuple[list[str], int]:
     import zarr
 
     problems: list[str] = []
@@ -76,7 +92,12 @@ def _recount(loc: Location, meta: StoreMetadata, layout: StoreLayout) -> tuple[l
     c = len(meta.class_names)
     train: list[np.ndarray] = []
     n = 0
-    for a, b in layout.shard_bounds():
+    bounds = layout.shard_bounds()
+    stage = f"recounting the labels of {len(bounds)} shard(s)"
+    report(stage, 0, len(bounds))
+    for k, (a, b) in enumerate(bounds):
+        if k:
+            report(stage, k, len(bounds))
         try:
             block = np.asarray(labels[a:b])  # type: ignore[index]
         except Exception as exc:  # a damaged shard is reported by the checksums
@@ -99,6 +120,7 @@ def _recount(loc: Location, meta: StoreMetadata, layout: StoreLayout) -> tuple[l
                 )
             if meta.split[i] == "train":
                 train.append(counts)
+    report(stage, len(bounds), len(bounds))
     recount = ClassStats.from_sample_counts(train, c)
     if not problems and list(recount.class_counts) != list(meta.class_counts):
         problems.append(
@@ -109,7 +131,10 @@ def _recount(loc: Location, meta: StoreMetadata, layout: StoreLayout) -> tuple[l
 
 
 def verify_store(
-    target: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+    target: str | os.PathLike[str],
+    *,
+    storage_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Check a store's completeness, shard checksums and metadata consistency.
 
@@ -117,6 +142,8 @@ def verify_store(
     recorded when it was written, that the metadata matches its digest, that
     the per-sample and train-split class counts match the stored labels, and
     that the class weights follow from the counts and the recorded scheme.
+    ``progress(stage, done, total)``, if given, is called as shards are
+    checked (one pass for the checksums, one for the recount).
 
     Examples
     --------
@@ -152,12 +179,13 @@ def verify_store(
     problems: list[str] = []
     if meta.metadata_digest != meta.digest():
         problems.append(f"{loc}/zarr.json: metadata was edited after the build (digest mismatch)")
-    problems += _check_shards(loc, meta, layout)
+    report = progress or _no_progress
+    problems += _check_shards(loc, meta, layout, report)
     if meta.shapes_checksum is not None and shapes_checksum(loc) != meta.shapes_checksum:
         problems.append(
             f"{loc}/{SHAPES_KEY}: checksum mismatch (the sample shapes were modified)"
         )
-    recount_problems, n = _recount(loc, meta, layout)
+    recount_problems, n = _recount(loc, meta, layout, report)
     problems += recount_problems
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,7 +1,8 @@
 """PyTorch losses and inference helpers that honour void labels and weight maps.
 
-Requires the optional ``torch`` extra (``pip install maskprep[torch]``); nothing
-else in maskprep imports this package.
+Requires the optional ``torch`` extra (``pip install -e ".[torch]"`` in a clone,
+``pip install "maskprep[torch]"`` from a package index); nothing else in
+maskprep imports this package.
 
 * :func:`weighted_cross_entropy` / :class:`WeightedCrossEntropyLoss`: cross
   entropy with per-pixel weight maps and per-class weights, void pixels

@@ -25,12 +25,12 @@ backend switch, nothing shown on screen).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from maskprep.config import BuildConfig
 from maskprep.errors import StoreError
-from maskprep.store import is_maskprep_store
+from maskprep.store import is_maskprep_store, make_directory
 from maskprep.tools.preview.data import (
     PreviewData,
     PreviewSample,
@@ -73,6 +73,7 @@ def preview(
     dpi: float = 80,
     scan_limit: int = 64,
     palette: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[Path]:
     """Write preview PNGs of a built store or of a dataset directory.
 
@@ -102,6 +103,9 @@ def preview(
         Write 256-colour palette PNGs (about half the size, colours
         approximate; for docs and sharing) instead of full-colour RGB.
 
+    progress : callable, optional
+        Called as ``progress(stage, done, total)`` as the PNGs are written.
+
     Returns
     -------
     list of Path
@@ -111,6 +115,8 @@ def preview(
     ------
     StoreError
         For an incomplete store (open_shards refuses it) or a missing path.
+    OutputError
+        When ``out_dir`` cannot be a directory (a file is in the way).
     DataError
         For a dataset directory a build would refuse.
 
@@ -138,9 +144,13 @@ def preview(
     else:
         raise StoreError(f"{src}: no such store or dataset directory")
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_directory(out_dir, "the preview directory")
     written: list[Path] = []
+    # One PNG per sample, one more for its extra targets, then the histogram.
+    total = sum(1 + bool(extra_targets(sample)) for sample in data.samples) + 1
+    stage = f"drawing {total} PNG(s)"
+    if progress is not None:
+        progress(stage, 0, total)
     for sample in data.samples:
         fig, _ = render_sample(sample, data, dpi=dpi)
         target = out / f"{sample.sample_id}.png"
@@ -150,7 +160,11 @@ def preview(
             target = out / f"{sample.sample_id}_targets.png"
             save_png(render_targets(sample, data, dpi=dpi), target, palette=palette)
             written.append(target)
+        if progress is not None:
+            progress(stage, len(written), total)
     target = out / "class_histogram.png"
     save_png(render_class_histogram(data, dpi=dpi), target, palette=palette)
     written.append(target)
+    if progress is not None:
+        progress(stage, total, total)
     return written

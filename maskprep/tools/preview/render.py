@@ -137,8 +137,10 @@ def render_sample(
     """Draw one sample: image, labels with void, instance outlines, weight map.
 
     Returns the figure and its axes by panel name (``image``, ``labels``,
-    ``instances``, ``weights``); 3D samples show their middle slice along
-    axis 0.
+    ``instances``, ``weights``); 3D samples show up to three evenly spaced
+    slices along axis 0 and the maximum projection, tiled (white lines between
+    the tiles) in the arrangement closest to square, so narrow volumes fill the
+    panels too.
     """
     from matplotlib.patches import Patch
 
@@ -150,10 +152,13 @@ def render_sample(
     image = np.asarray(arrays["image"])
     shape = labels.shape
     where = ""
+    tiles: tuple[int, int, int, int] | None = None  # rows, cols, tile height, tile width
     if labels.ndim == 3:
-        z = shape[0] // 2
-        labels, instances, weights, image = labels[z], instances[z], weights[z], image[z]
-        where = f"; slice z={z} of {shape[0]} (middle, axis 0)"
+        zs = sorted({round(f * (shape[0] - 1)) for f in (0.25, 0.5, 0.75)})
+        labels, instances, weights, image, tiles = _volume_mosaic(
+            labels, instances, weights, image, zs, data.void_label
+        )
+        where = f"; slices z={', '.join(map(str, zs))} of {shape[0]} and the max projection"
     void = labels == data.void_label
 
     fig = new_figure(SAMPLE_FIGSIZE, dpi)
@@ -210,7 +215,7 @@ def render_sample(
     axes["instances"].imshow(base, interpolation="nearest")
     axes["instances"].imshow(overlay, interpolation="nearest")
     n_here = int(np.count_nonzero(np.unique(instances)))
-    here = f", {n_here} in this slice" if where else ""
+    here = f", {n_here} in these views" if where else ""
     axes["instances"].set_title(
         f"instance outlines (yellow):\n{_count(sample.n_instances)}{here}", fontsize=10
     )
@@ -228,7 +233,64 @@ def render_sample(
         "void = 0, magenta)",
         fontsize=10,
     )
+    if tiles is not None:
+        rows, cols, h, w = tiles
+        for ax in axes.values():
+            for r in range(1, rows):
+                ax.axhline(r * h - 0.5, color="white", linewidth=1.5)
+            for c in range(1, cols):
+                ax.axvline(c * w - 0.5, color="white", linewidth=1.5)
     return fig, axes
+
+
+def _grid(n: int, h: int, w: int) -> tuple[int, int]:
+    """Rows and columns for ``n`` tiles of ``h`` x ``w`` whose mosaic is closest to square.
+
+    Examples
+    --------
+    >>> _grid(4, 16, 256), _grid(4, 256, 16), _grid(4, 64, 64)
+    ((4, 1), (1, 4), (2, 2))
+    """
+    options = [(r, -(-n // r)) for r in range(1, n + 1)]
+    return min(options, key=lambda rc: (abs(math.log(rc[0] * h / (rc[1] * w))), rc[0] * rc[1]))
+
+
+def _volume_mosaic(
+    labels: np.ndarray,
+    instances: np.ndarray,
+    weights: np.ndarray,
+    image: np.ndarray,
+    zs: list[int],
+    void_label: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """The slices ``zs`` and the maximum projection of each array, tiled in one 2D mosaic.
+
+    The projection of the labels is the largest non-void label along z (void
+    where every slice is void); of the others, their maximum.
+    """
+    known = labels != void_label
+    label_max = np.where(known.any(axis=0), np.where(known, labels, 0).max(axis=0), void_label)
+    views = [
+        [a[z] for z in zs] + [proj]
+        for a, proj in (
+            (labels, label_max.astype(labels.dtype)),
+            (instances, instances.max(axis=0)),
+            (weights, weights.max(axis=0)),
+            (image, image.max(axis=0)),
+        )
+    ]
+    h, w = labels.shape[1:]
+    rows, cols = _grid(len(zs) + 1, h, w)
+
+    def tile(parts: list[np.ndarray], fill: float) -> np.ndarray:
+        blank = np.full_like(parts[0], fill)
+        parts = parts + [blank] * (rows * cols - len(parts))
+        return np.concatenate(
+            [np.concatenate(parts[r * cols : (r + 1) * cols], axis=1) for r in range(rows)], axis=0
+        )
+
+    mosaic = [tile(v, fill) for v, fill in zip(views, (void_label, 0, 0, 0), strict=True)]
+    return mosaic[0], mosaic[1], mosaic[2], mosaic[3], (rows, cols, h, w)
 
 
 def render_class_histogram(data: PreviewData, *, dpi: float = 80) -> Figure:

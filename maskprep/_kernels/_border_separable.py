@@ -376,8 +376,8 @@ def _sweep_block(
             at = np.uint64(base + p * inner)
             if m == 0 and _row_empty(f1, at, lanes):
                 # Nothing within reach on this side: often most of a sparse
-                # image, so skip the copies (measured 2x faster on the
-                # 250-cell case).
+                # image, so skip the copies (y pass 1.5x faster on the
+                # 250-cell case: 7.2 against 10.6 ms).
                 if side == 0:
                     empty[p] = True
                     continue

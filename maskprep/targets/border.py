@@ -33,12 +33,11 @@ _METHODS = ("auto", "windowed", "separable")
 # instances cover each pixel this many times on average (their summed
 # volume over the image's): the windowed kernels cost about that many
 # per-instance updates per pixel, the separable one a fixed number of
-# passes. Near the crossovers of the scaling table in BENCHMARKS.md: in 2D
-# separable was slower at cover 5.8 (1.2-1.8x) and faster from 8 (the
-# 2000-cell case) and at 14 (0.8x); in 3D faster from 8 (0.9x, 0.6x at 9)
-# and 3x slower at 1.6.
-_SEPARABLE_MIN_COVER_2D = 7.0
-_SEPARABLE_MIN_COVER_3D = 6.0
+# passes. At the crossovers of the scaling table in BENCHMARKS.md: in 2D
+# separable/windowed was 1.0-1.1 at cover 1.4-2.0 (1.13 on the 250-cell
+# case, cover 1.6) and 0.8-1.0 at 5.6-5.9; in 3D 1.2 at 1.6 and 0.75 at 8.
+_SEPARABLE_MIN_COVER_2D = 4.0
+_SEPARABLE_MIN_COVER_3D = 4.0
 # Lines swept together by the separable passes (SIMD lanes and then some:
 # per-row overheads dominate below 64, and wider blocks fold more rows).
 _SEPARABLE_LANES = 128
@@ -255,10 +254,10 @@ def border_weights(
     two others and so wherever the next pass carries it. Its cost per pixel
     is fixed, but higher than one windowed update, and it needs two to three
     times the memory (two distances and two ids, of the labels' width, per
-    pixel, against two distances). "auto" uses it
-    when the grown boxes cover a pixel at least 7 (2D) or 6 (3D) times on
-    average: 1024^2 with 2000 cells of radius 4-8 or 3D blobs at sigma 5,
-    but not 1024^2 with 250 cells of radius 8-20 (see BENCHMARKS.md).
+    pixel, against two distances). "auto" uses it when the grown boxes
+    cover a pixel at least 4 times on average: 1024^2 with 2000 cells of
+    radius 4-8 or 3D blobs at sigma 5, but not 1024^2 with 250 cells of
+    radius 8-20 (see BENCHMARKS.md).
 
     Examples
     --------

@@ -46,6 +46,7 @@ _LAZY = {
     "border_weights_reference": "maskprep.targets",
     "build_weights": "maskprep.pipeline",
     "class_weights": "maskprep.weighting",
+    "compute_target": "maskprep.targets",
     "discover": "maskprep.ingest",
     "example_store": "maskprep.tools.sample_data",
     "format_inspection": "maskprep.tools.inspect_text",
@@ -85,6 +86,7 @@ __all__ = [
     "border_weights_reference",
     "build_weights",
     "class_weights",
+    "compute_target",
     "discover",
     "example_store",
     "format_inspection",
@@ -132,6 +134,7 @@ if TYPE_CHECKING:  # static checkers see the real names
         available_targets,
         border_weights,
         border_weights_reference,
+        compute_target,
     )
     from maskprep.tools.inspect import inspect_store
     from maskprep.tools.inspect_text import format_inspection

@@ -11,7 +11,7 @@ from maskprep.cli.options import (
     build_config,
     class_weight_config,
     dataset_options,
-    option,
+    field_option,
     quiet_option,
     required_class_weight_options,
     scheduler_kwargs,
@@ -22,6 +22,7 @@ from maskprep.cli.progress import progress_for
 from maskprep.pipeline import ON_ERROR, BuildSummary, build_weights, reweight
 
 __all__ = ["format_summary"]
+
 
 @main.command(
     "build-weights", short_help="Build training shards: void fill, class and border weights."
@@ -36,17 +37,15 @@ __all__ = ["format_summary"]
 @dataset_options
 @shard_options
 @scheduler_options(build_weights)
-@option(
+@field_option(
     build_weights,
     "retries",
-    "--retries",
     type=click.IntRange(min=0),
     help="Retries of a failed task on a dask-distributed cluster (a lost worker, say).",
 )
-@option(
+@field_option(
     build_weights,
     "on_error",
-    "--on-error",
     type=click.Choice(ON_ERROR),
     help="fail: stop at bad input; skip: build without bad samples and list them.",
 )

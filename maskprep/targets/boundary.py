@@ -8,7 +8,7 @@ import numpy as np
 
 from maskprep._kernels._targets import boundary_l1, boundary_w1
 from maskprep.targets._common import as_labels
-from maskprep.targets.base import TARGETS, Target, TargetInput
+from maskprep.targets.base import TargetInput, simple_target
 
 __all__ = ["boundary_map"]
 
@@ -73,14 +73,7 @@ def boundary_map(instances: np.ndarray, *, width: int = 1) -> np.ndarray:
     return out.reshape(shape)
 
 
-class BoundaryTarget(Target):
+@simple_target("boundary", "uint8")
+def _boundary(sample: TargetInput) -> np.ndarray:
     """``boundary``: 0 background, 1 interior, 2 boundary (``boundary_width`` thick), uint8."""
-
-    name = "boundary"
-    dtype = "uint8"
-
-    def compute(self, sample: TargetInput) -> np.ndarray:
-        return boundary_map(sample.instances, width=sample.config.boundary_width)
-
-
-TARGETS.register(BoundaryTarget.name, BoundaryTarget())
+    return boundary_map(sample.instances, width=sample.config.boundary_width)

@@ -18,7 +18,7 @@ from maskprep._kernels._stardist import (
     steps_2d,
 )
 from maskprep.targets._common import as_labels, as_spacing
-from maskprep.targets.base import TARGETS, Target, TargetInput
+from maskprep.targets.base import TargetInput, simple_target
 
 if TYPE_CHECKING:
     from maskprep.config import BuildConfig
@@ -136,21 +136,15 @@ def star_distances(
     return out
 
 
-class StarDistTarget(Target):
+def _rays(ndim: int, config: BuildConfig) -> int:
+    return config.rays
+
+
+@simple_target("stardist", "float32", channels=_rays)
+def _star_distances(sample: TargetInput) -> np.ndarray:
     """``stardist``: distances along ``rays`` rays to the instance border, channel last."""
-
-    name = "stardist"
-    dtype = "float32"
-
-    def channels(self, ndim: int, config: BuildConfig) -> int | None:
-        return config.rays
-
-    def compute(self, sample: TargetInput) -> np.ndarray:
-        cfg = sample.config
-        anisotropy = None
-        if cfg.spacing is not None and sample.instances.ndim == 3:
-            anisotropy = cfg.spacing
-        return star_distances(sample.instances, n_rays=cfg.rays, anisotropy=anisotropy)
-
-
-TARGETS.register(StarDistTarget.name, StarDistTarget())
+    cfg = sample.config
+    anisotropy = None
+    if cfg.spacing is not None and sample.instances.ndim == 3:
+        anisotropy = cfg.spacing
+    return star_distances(sample.instances, n_rays=cfg.rays, anisotropy=anisotropy)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maskprep._kernels._targets import affinities as _affinities
-from maskprep.targets._common import as_labels
+from maskprep.targets._common import as_labels, instances_doc
 from maskprep.targets.base import TargetInput, simple_target
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["affinities"]
 
 
+@instances_doc
 def affinities(
     instances: np.ndarray, *, offsets: Sequence[Sequence[int]] | None = None
 ) -> np.ndarray:
@@ -27,8 +28,7 @@ def affinities(
     Parameters
     ----------
     instances : ndarray of int or bool, 2D or 3D
-        Instance image: 0 is background, every other value one instance.
-        Ids need not be sequential and may be any value of the dtype.
+        {instances}
     offsets : sequence of sequences of int, optional
         Neighbour offsets, one per channel, each with one entry per axis
         (long-range offsets allowed). Default: ``-1`` along each axis in

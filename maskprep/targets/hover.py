@@ -6,20 +6,20 @@ import numpy as np
 
 from maskprep._kernels._ids import dense_ids
 from maskprep._kernels._targets import hover_2d
-from maskprep.targets._common import as_labels
+from maskprep.targets._common import as_labels, instances_doc
 from maskprep.targets.base import TargetInput, simple_target
 
 __all__ = ["hover_maps"]
 
 
+@instances_doc
 def hover_maps(instances: np.ndarray) -> np.ndarray:
     """Offsets of each instance pixel from its instance's centroid, scaled to [-1, 1].
 
     Parameters
     ----------
     instances : ndarray of int or bool, 2D
-        Instance image: 0 is background, every other value one instance.
-        Ids need not be sequential and may be any value of the dtype.
+        {instances}
 
     Returns
     -------

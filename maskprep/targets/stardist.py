@@ -17,7 +17,7 @@ from maskprep._kernels._stardist import (
     star_dist_3d,
     steps_2d,
 )
-from maskprep.targets._common import as_labels, as_spacing
+from maskprep.targets._common import as_labels, as_spacing, instances_doc
 from maskprep.targets.base import TargetInput, simple_target
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def golden_spiral_rays(n_rays: int, anisotropy: Sequence[float] | None = None) -
     return np.asarray(verts, np.float32)
 
 
+@instances_doc
 def star_distances(
     instances: np.ndarray,
     *,
@@ -70,8 +71,7 @@ def star_distances(
     Parameters
     ----------
     instances : ndarray of int or bool, 2D or 3D
-        Instance image: 0 is background, every other value one instance.
-        Ids need not be sequential and may be any value of the dtype.
+        {instances}
     n_rays : int
         Number of rays: >= 3 in 2D, >= 4 in 3D (StarDist's 3D models
         usually use 96).

@@ -29,6 +29,7 @@ from maskprep.weighting import NORMALIZATIONS, SCHEMES, ClassWeightConfig
 __all__ = [
     "CLASS_WEIGHT_PARAMS",
     "DATASET_PARAMS",
+    "apply_options",
     "build_config",
     "class_weight_config",
     "class_weight_options",
@@ -120,6 +121,11 @@ def quiet_option(f: F) -> F:
 def given(ctx: click.Context, name: str) -> bool:
     """Whether option ``name`` was given (command line, environment), not defaulted."""
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+
+def apply_options(options: list[Callable[[Any], Any]]) -> Callable[[F], F]:
+    """Decorator: the click options ``options``, the first one listed first in the help."""
+    return lambda f: _apply(f, options)
 
 
 def _apply(f: F, options: list[Callable[[Any], Any]]) -> F:

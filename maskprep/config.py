@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from maskprep.errors import check_known_keys
 from maskprep.ingest import LAYOUTS, SourceSpec, available_layouts
+from maskprep.ingest.source import json_value
 from maskprep.weighting import ClassWeightConfig
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ _OMITTED_AT_DEFAULT = (
 
 #: Largest ``shard_size``: a shard index of 1 MiB per array.
 MAX_SHARD_SIZE = 65536
+
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -232,9 +234,7 @@ class BuildConfig:
                 continue  # stores built before these options existed stay identical
             if isinstance(value, ClassWeightConfig):
                 value = value.to_dict()
-            elif isinstance(value, tuple):
-                value = [list(v) if isinstance(v, tuple) else v for v in value]
-            out[f.name] = value
+            out[f.name] = json_value(value)
         return out
 
     @classmethod

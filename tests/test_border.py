@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -320,36 +322,41 @@ def test_validation(kwargs: dict[str, object], match: str) -> None:
 
 _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _LABELS = st.sampled_from([0, 0, 0, 1, 2, 3, 7, 1000])
+_REGIONS = st.sampled_from(["background", "all"])
+
+
+def _labels(dtype: type, ndim: int, max_side: int) -> st.SearchStrategy[np.ndarray]:
+    """``ndim``-D label images of ``dtype``, sides up to ``max_side``, values from _LABELS."""
+    shapes = hnp.array_shapes(min_dims=ndim, max_dims=ndim, max_side=max_side)
+    return hnp.arrays(dtype, shapes, elements=_LABELS)
+
+
+def _spacings(ndim: int, low: float) -> st.SearchStrategy[tuple[float, ...]]:
+    """Per-axis spacings in ``[low, 3]``."""
+    return st.tuples(*(st.floats(low, 3.0) for _ in range(ndim)))
+
+
+def _cases(
+    labels: st.SearchStrategy[np.ndarray],
+    spacing: st.SearchStrategy[tuple[float, ...]],
+    sigma: st.SearchStrategy[float],
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Keyword arguments of :func:`assert_close`: labels, spacing, sigma and either region."""
+    return st.fixed_dictionaries(
+        {"labels": labels, "spacing": spacing, "sigma": sigma, "region": _REGIONS}
+    )
 
 
 @_SETTINGS
-@given(
-    lab=hnp.arrays(
-        np.int32, hnp.array_shapes(min_dims=2, max_dims=2, max_side=14), elements=_LABELS
-    ),
-    spacing=st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0)),
-    sigma=st.floats(0.5, 6.0),
-    region=st.sampled_from(["background", "all"]),
-)
-def test_hypothesis_2d(
-    lab: np.ndarray, spacing: tuple[float, float], sigma: float, region: str
-) -> None:
-    assert_close(lab, spacing=spacing, sigma=sigma, region=region)
+@given(case=_cases(_labels(np.int32, 2, 14), _spacings(2, 0.3), st.floats(0.5, 6.0)))
+def test_hypothesis_2d(case: dict[str, Any]) -> None:
+    assert_close(**case)
 
 
 @_SETTINGS
-@given(
-    lab=hnp.arrays(
-        np.uint16, hnp.array_shapes(min_dims=3, max_dims=3, max_side=7), elements=_LABELS
-    ),
-    spacing=st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0), st.floats(0.3, 3.0)),
-    sigma=st.floats(0.5, 6.0),
-    region=st.sampled_from(["background", "all"]),
-)
-def test_hypothesis_3d(
-    lab: np.ndarray, spacing: tuple[float, float, float], sigma: float, region: str
-) -> None:
-    assert_close(lab, spacing=spacing, sigma=sigma, region=region)
+@given(case=_cases(_labels(np.uint16, 3, 7), _spacings(3, 0.3), st.floats(0.5, 6.0)))
+def test_hypothesis_3d(case: dict[str, Any]) -> None:
+    assert_close(**case)
 
 
 @_SETTINGS
@@ -406,36 +413,24 @@ _HUGE_LABELS = st.sampled_from([0, 0, 0, 1, 2, 3, 2**31 - 1, 2**32, 2**63 + 5, 2
 
 @_SETTINGS
 @given(
-    lab=hnp.arrays(
-        np.uint64,
-        st.tuples(st.integers(1, 12), st.integers(1, 40)),
-        elements=_HUGE_LABELS,
-    ),
-    spacing=st.tuples(st.floats(0.2, 3.0), st.floats(0.2, 3.0)),
-    sigma=st.floats(0.3, 12.0),
-    region=st.sampled_from(["background", "all"]),
+    case=_cases(
+        hnp.arrays(
+            np.uint64, st.tuples(st.integers(1, 12), st.integers(1, 40)), elements=_HUGE_LABELS
+        ),
+        _spacings(2, 0.2),
+        st.floats(0.3, 12.0),
+    )
 )
-def test_hypothesis_separable_2d(
-    lab: np.ndarray, spacing: tuple[float, float], sigma: float, region: str
-) -> None:
+def test_hypothesis_separable_2d(case: dict[str, Any]) -> None:
     # Rows up to 40 pixels: not a multiple of the 16-pixel padding, and
     # sigma large enough for the cutoff to exceed the image.
-    assert_close(lab, spacing=spacing, sigma=sigma, region=region, method="separable")
+    assert_close(**case, method="separable")
 
 
 @_SETTINGS
-@given(
-    lab=hnp.arrays(
-        np.int16, hnp.array_shapes(min_dims=3, max_dims=3, max_side=8), elements=_LABELS
-    ),
-    spacing=st.tuples(st.floats(0.2, 3.0), st.floats(0.2, 3.0), st.floats(0.2, 3.0)),
-    sigma=st.floats(0.3, 8.0),
-    region=st.sampled_from(["background", "all"]),
-)
-def test_hypothesis_separable_3d(
-    lab: np.ndarray, spacing: tuple[float, float, float], sigma: float, region: str
-) -> None:
-    assert_close(lab, spacing=spacing, sigma=sigma, region=region, method="separable")
+@given(case=_cases(_labels(np.int16, 3, 8), _spacings(3, 0.2), st.floats(0.3, 8.0)))
+def test_hypothesis_separable_3d(case: dict[str, Any]) -> None:
+    assert_close(**case, method="separable")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +58,8 @@ def _store_digest(path: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def built(nuclei_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("built") / "nuclei.zarr"
-    build_weights(nuclei_dir, out, BuildConfig(shard_size=4), scheduler="sync")
-    return out
+def built(build_nuclei: Callable[[str, int], Path]) -> Path:
+    return build_nuclei("built", 4)
 
 
 def test_store_matches_brute_force(nuclei_dir: Path, built: Path) -> None:

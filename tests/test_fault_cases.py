@@ -52,6 +52,14 @@ def _data(tmp: Path, n: int = 4) -> Path:
     return make_sample(tmp / "data", n_images=n, size=(16, 16))
 
 
+def _built(tmp: Path) -> tuple[Path, Path]:
+    """A :func:`_data` dataset and the store ``tmp/out.zarr`` built from it with CFG."""
+    data = _data(tmp)
+    out = tmp / "out.zarr"
+    build_weights(data, out, CFG, scheduler="sync")
+    return data, out
+
+
 def _tiff_data(tmp: Path, n: int = 3, sizes: dict[int, int] | None = None) -> Path:
     """An instances dataset of uncompressed TIFFs: a rewrite keeps the file size.
 
@@ -116,9 +124,7 @@ def _after_pass_1(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -
 def case_overwrite_keeps_old_store_when_new_build_fails(
     tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = _data(tmp)
-    out = tmp / "out.zarr"
-    build_weights(data, out, CFG, scheduler="sync")
+    data, out = _built(tmp)
     before = _files_digest(out)
     bad = sorted((data / "masks").iterdir())[1]
     bad.write_bytes(b"garbage, not a PNG")
@@ -133,9 +139,7 @@ def case_overwrite_keeps_old_store_when_new_build_fails(
 def case_overwrite_failing_in_pass_2_keeps_old_store(
     tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = _data(tmp)
-    out = tmp / "out.zarr"
-    build_weights(data, out, CFG, scheduler="sync")
+    data, out = _built(tmp)
     before = _files_digest(out)
     victim = sorted((data / "masks").iterdir())[0]
     _after_pass_1(monkeypatch, lambda: victim.write_bytes(b"truncated"))
@@ -146,9 +150,7 @@ def case_overwrite_failing_in_pass_2_keeps_old_store(
 
 
 def case_overwrite_success_replaces(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = _data(tmp)
-    out = tmp / "out.zarr"
-    build_weights(data, out, CFG, scheduler="sync")
+    data, out = _built(tmp)
     build_weights(data, out, BuildConfig(shard_size=2, w0=3), scheduler="sync", overwrite=True)
     assert verify_store(out).ok
     meta = json.loads((out / "zarr.json").read_text())["attributes"]["maskprep"]
@@ -191,8 +193,7 @@ def case_cli_second_writer_gets_error(tmp: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def case_reweight_during_a_build_is_refused(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp / "out.zarr"
-    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    out = _built(tmp)[1]
     before = _files_digest(out)
     lock = lock_path(Location.parse(out))
     lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
@@ -329,8 +330,7 @@ def case_palette_image_is_read_as_colours(tmp: Path, monkeypatch: pytest.MonkeyP
 
 
 def case_flipped_bit_in_shapes_fails_verify(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp / "out.zarr"
-    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    out = _built(tmp)[1]
     chunk = out / SHAPES_KEY
     raw = bytearray(chunk.read_bytes())
     raw[len(raw) // 2] ^= 0x01
@@ -378,8 +378,7 @@ def _refuse_connections(monkeypatch: pytest.MonkeyPatch) -> None:
 def case_reweight_with_unreachable_scheduler_leaves_store_good(
     tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out = tmp / "out.zarr"
-    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    out = _built(tmp)[1]
     before = _files_digest(out)
     _refuse_connections(monkeypatch)
     r = _cli(["reweight", str(out), "--class-weights", "none", "-q",
@@ -394,8 +393,7 @@ def case_interrupted_reweight_advises_finishing_it(
 ) -> None:
     import maskprep.pipeline.reweighting as rw
 
-    out = tmp / "out.zarr"
-    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    out = _built(tmp)[1]
 
     def crash(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError("worker lost")  # stands in for a kill mid-reweight
@@ -488,8 +486,7 @@ def case_overwrite_through_a_symlink(tmp: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def _damaged(tmp: Path, damage: str) -> Path:
-    out = tmp / "out.zarr"
-    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    out = _built(tmp)[1]
     victim = out / damage
     if victim.is_dir():
         shutil.rmtree(victim)
@@ -525,8 +522,7 @@ def case_verify_and_reweight_without_shapes(tmp: Path, monkeypatch: pytest.Monke
 def case_store_files_honour_the_umask(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = os.umask(0o022)
     try:
-        out = tmp / "out.zarr"
-        build_weights(_data(tmp), out, CFG, scheduler="sync")
+        out = _built(tmp)[1]
     finally:
         os.umask(old)
     modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in out.rglob("*")
@@ -581,9 +577,7 @@ def case_reweight_on_a_missing_path(tmp: Path, monkeypatch: pytest.MonkeyPatch) 
 def case_torn_zarr_json_is_cleared_by_overwrite(
     tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = _data(tmp)
-    out = tmp / "out.zarr"
-    build_weights(data, out, CFG, scheduler="sync")
+    data, out = _built(tmp)
     (out / "zarr.json").write_text('{"attributes": {"maskp')
     with pytest.raises(StoreError, match="is not a maskprep store"):
         build_weights(data, out, CFG, scheduler="sync")
@@ -592,8 +586,7 @@ def case_torn_zarr_json_is_cleared_by_overwrite(
 
 
 def case_reader_refuses_hand_edited_metadata(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp / "out.zarr"
-    build_weights(_data(tmp), out, CFG, scheduler="sync")
+    out = _built(tmp)[1]
     doc = json.loads((out / "zarr.json").read_text())
     doc["attributes"]["maskprep"]["void_label"] = 0
     (out / "zarr.json").write_text(json.dumps(doc))

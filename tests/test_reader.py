@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import pickle
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
 
 import maskprep.store.codec as codec_mod
-from maskprep import BuildConfig, StoreError, build_weights, open_shards
+from maskprep import StoreError, open_shards
 from maskprep.reader import epoch_order
 from maskprep.reader.arrays import DirectArray
 from maskprep.store import DEFAULT_ARRAYS as ARRAY_NAMES
@@ -173,10 +173,8 @@ def padded_stack(samples: Sequence[np.ndarray], fill: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def built(nuclei_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("reader") / "nuclei.zarr"
-    build_weights(nuclei_dir, out, BuildConfig(shard_size=4), scheduler="sync")
-    return out
+def built(build_nuclei: Callable[[str, int], Path]) -> Path:
+    return build_nuclei("reader", 4)
 
 
 @pytest.fixture(scope="module")

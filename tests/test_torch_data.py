@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,8 @@ def _loader(ds: object, num_workers: int = 0, **kw: object) -> torch.utils.data.
 
 
 @pytest.fixture(scope="module")
-def built(nuclei_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("torchdata") / "nuclei.zarr"
-    build_weights(nuclei_dir, out, BuildConfig(shard_size=3), scheduler="sync")
-    return out
+def built(build_nuclei: Callable[[str, int], Path]) -> Path:
+    return build_nuclei("torchdata", 3)
 
 
 @pytest.fixture(scope="module")

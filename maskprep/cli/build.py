@@ -8,10 +8,11 @@ import click
 
 from maskprep.cli.app import main, user_errors
 from maskprep.cli.options import (
+    apply_options,
     build_config,
     class_weight_config,
     dataset_options,
-    option,
+    field_options,
     quiet_option,
     required_class_weight_options,
     scheduler_kwargs,
@@ -22,6 +23,7 @@ from maskprep.cli.progress import progress_for
 from maskprep.pipeline import ON_ERROR, BuildSummary, build_weights, reweight
 
 __all__ = ["format_summary"]
+
 
 @main.command(
     "build-weights", short_help="Build training shards: void fill, class and border weights."
@@ -36,19 +38,22 @@ __all__ = ["format_summary"]
 @dataset_options
 @shard_options
 @scheduler_options(build_weights)
-@option(
-    build_weights,
-    "retries",
-    "--retries",
-    type=click.IntRange(min=0),
-    help="Retries of a failed task on a dask-distributed cluster (a lost worker, say).",
-)
-@option(
-    build_weights,
-    "on_error",
-    "--on-error",
-    type=click.Choice(ON_ERROR),
-    help="fail: stop at bad input; skip: build without bad samples and list them.",
+@apply_options(
+    field_options(
+        build_weights,
+        [
+            (
+                "retries",
+                click.IntRange(min=0),
+                "Retries of a failed task on a dask-distributed cluster (a lost worker, say).",
+            ),
+            (
+                "on_error",
+                click.Choice(ON_ERROR),
+                "fail: stop at bad input; skip: build without bad samples and list them.",
+            ),
+        ],
+    )
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing maskprep store at --out.")
 @quiet_option

@@ -29,12 +29,15 @@ from maskprep.weighting import NORMALIZATIONS, SCHEMES, ClassWeightConfig
 __all__ = [
     "CLASS_WEIGHT_PARAMS",
     "DATASET_PARAMS",
+    "apply_options",
     "build_config",
     "class_weight_config",
     "class_weight_options",
     "comma_list",
     "dataset_options",
     "default_of",
+    "field_option",
+    "field_options",
     "given",
     "option",
     "quiet_option",
@@ -97,6 +100,19 @@ def option(owner: Any, name: str, *decls: str, **kwargs: Any) -> Callable[[F], F
     return click.option(*decls, name, default=default, **kwargs)
 
 
+def field_option(owner: Any, name: str, *short: str, **kwargs: Any) -> Callable[[F], F]:
+    """:func:`option` with the flag spelt from ``name`` (``max_pixels`` -> ``--max-pixels``).
+
+    ``short`` are extra declarations before the flag, such as ``-n``.
+    """
+    return option(owner, name, *short, "--" + name.replace("_", "-"), **kwargs)
+
+
+def field_options(owner: Any, table: list[tuple[str, Any, str]]) -> list[Callable[[F], F]]:
+    """One :func:`field_option` per ``(name, type, help)`` row of ``table``."""
+    return [field_option(owner, name, type=kind, help=text) for name, kind, text in table]
+
+
 def quiet_option(f: F) -> F:
     """``-q/--quiet``: no progress output (the commands that take a while)."""
     return click.option("-q", "--quiet", is_flag=True, help="No progress output.")(f)
@@ -105,6 +121,11 @@ def quiet_option(f: F) -> F:
 def given(ctx: click.Context, name: str) -> bool:
     """Whether option ``name`` was given (command line, environment), not defaulted."""
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+
+def apply_options(options: list[Callable[[Any], Any]]) -> Callable[[F], F]:
+    """Decorator: the click options ``options``, the first one listed first in the help."""
+    return lambda f: _apply(f, options)
 
 
 def _apply(f: F, options: list[Callable[[Any], Any]]) -> F:
@@ -178,20 +199,17 @@ def _class_weight_options(f: F, *, required: bool) -> F:
         f,
         [
             _scheme_option(required),
-            option(
+            *field_options(
                 cw,
-                "mu",
-                "--mu",
-                type=float,
-                help="mu of log-ratio and clamped (default: number of present classes).",
-            ),
-            option(cw, "enet_c", "--enet-c", type=float, help="c of the enet scheme."),
-            option(
-                cw,
-                "beta",
-                "--beta",
-                type=float,
-                help="beta of effective-number (default: chosen from the data).",
+                [
+                    (
+                        "mu",
+                        float,
+                        "mu of log-ratio and clamped (default: number of present classes).",
+                    ),
+                    ("enet_c", float, "c of the enet scheme."),
+                    ("beta", float, "beta of effective-number (default: chosen from the data)."),
+                ],
             ),
             option(
                 cw,
@@ -247,10 +265,9 @@ def dataset_options(f: F) -> F:
     return _apply(
         f,
         [
-            option(
+            field_option(
                 bc,
                 "layout",
-                "--layout",
                 type=click.Choice(LAYOUTS),
                 help="Dataset layout; auto detects instances or dsb2018.",
             ),
@@ -262,40 +279,37 @@ def dataset_options(f: F) -> F:
                 "partial) or a TOML file; gives layout, classes and defaults, which options "
                 "given here override.",
             ),
-            option(
+            *field_options(
                 bc,
-                "void_label",
-                "--void-label",
-                type=int,
-                help="Label given to unannotated pixels (the trainer's ignore_index).",
-            ),
-            option(
-                bc,
-                "unlabeled_value",
-                "--unlabeled-value",
-                type=int,
-                help="Mask value that means 'not annotated' (in addition to unlabeled/ masks).",
+                [
+                    (
+                        "void_label",
+                        int,
+                        "Label given to unannotated pixels (the trainer's ignore_index).",
+                    ),
+                    (
+                        "unlabeled_value",
+                        int,
+                        "Mask value that means 'not annotated' (in addition to unlabeled/ masks).",
+                    ),
+                ],
             ),
             class_weight_options,
-            option(bc, "w0", "--w0", type=float, help="Border term amplitude."),
-            option(
+            *field_options(
                 bc,
-                "sigma",
-                "--sigma",
-                type=float,
-                help="Border term width (pixels, or spacing units).",
+                [
+                    ("w0", float, "Border term amplitude."),
+                    ("sigma", float, "Border term width (pixels, or spacing units)."),
+                    (
+                        "border_region",
+                        click.Choice(BORDER_REGIONS),
+                        "Apply the border term to background pixels only, or all.",
+                    ),
+                ],
             ),
-            option(
-                bc,
-                "border_region",
-                "--border-region",
-                type=click.Choice(BORDER_REGIONS),
-                help="Apply the border term to background pixels only, or all.",
-            ),
-            option(
+            field_option(
                 bc,
                 "spacing",
-                "--spacing",
                 callback=comma_list(float, "1,0.5,0.5"),
                 help="Voxel size per axis, e.g. 1,0.5,0.5.",
             ),
@@ -310,44 +324,42 @@ def target_options(f: F) -> F:
     return _apply(
         f,
         [
-            option(
+            field_option(
                 bc,
                 "targets",
-                "--targets",
                 type=_Names(),
                 show_default=",".join(default_of(bc, "targets")),
                 metavar="NAME[,NAME...]",
                 help="Training targets to store: weights, boundary, distance, stardist, "
                 "hover, affinities (or a plugin's).",
             ),
-            option(
+            *field_options(
                 bc,
-                "boundary_width",
-                "--boundary-width",
-                type=int,
-                help="boundary target: border thickness, inwards (pixels).",
+                [
+                    ("boundary_width", int, "boundary target: border thickness, inwards (pixels)."),
+                    ("rays", int, "stardist target: number of rays."),
+                ],
             ),
-            option(bc, "rays", "--rays", type=int, help="stardist target: number of rays."),
-            option(
+            field_option(
                 bc,
                 "affinity_offsets",
-                "--affinity-offsets",
                 callback=_parse_offsets,
                 help="affinities target: offsets, e.g. -1,0;0,-1;0,-3 (default: -1 per axis).",
             ),
-            option(
+            *field_options(
                 bc,
-                "void_border",
-                "--void-border",
-                type=float,
-                help="Make pixels within this distance of instance borders void.",
-            ),
-            option(
-                bc,
-                "void_border_mode",
-                "--void-border-mode",
-                type=click.Choice(VOID_BORDER_MODES),
-                help="between: borders between instances; around: every instance's.",
+                [
+                    (
+                        "void_border",
+                        float,
+                        "Make pixels within this distance of instance borders void.",
+                    ),
+                    (
+                        "void_border_mode",
+                        click.Choice(VOID_BORDER_MODES),
+                        "between: borders between instances; around: every instance's.",
+                    ),
+                ],
             ),
         ],
     )
@@ -359,21 +371,19 @@ def shard_options(f: F) -> F:
     return _apply(
         f,
         [
-            option(bc, "shard_size", "--shard-size", type=int, help="Samples per shard."),
-            option(
+            field_option(bc, "shard_size", type=int, help="Samples per shard."),
+            field_option(
                 bc,
                 "tile",
-                "--tile",
                 type=int,
                 metavar="T",
                 help="Chunk arrays in tiles of T pixels per spatial axis (store format 2): "
                 "small samples of mixed sizes and patches read fast. Default: one chunk "
                 "per sample (format 1).",
             ),
-            option(
+            field_option(
                 bc,
                 "max_pixels",
-                "--max-pixels",
                 type=int,
                 help="Refuse images with more pixel values than this (decompression bombs).",
             ),
@@ -420,13 +430,12 @@ def scheduler_options(run: Callable[..., Any]) -> Callable[[F], F]:
         return _apply(
             f,
             [
-                option(
+                field_option(
                     run,
                     "scheduler",
-                    "--scheduler",
                     help=f"Dask scheduler: {', '.join(SCHEDULERS)}, or tcp://HOST:PORT.",
                 ),
-                option(run, "workers", "--workers", type=int, help="Number of local workers."),
+                field_option(run, "workers", type=int, help="Number of local workers."),
             ],
         )
 

@@ -11,8 +11,8 @@ from maskprep.cli.options import (
     DATASET_PARAMS,
     build_config,
     dataset_options,
+    field_option,
     given,
-    option,
     quiet_option,
 )
 from maskprep.cli.progress import progress_for
@@ -31,28 +31,25 @@ __all__: list[str] = []
     type=click.Path(path_type=Path),
     help="Directory for the PNGs (created if missing).",
 )
-@option(
+@field_option(
     preview,
     "samples",
     "-n",
-    "--samples",
     type=click.IntRange(min=0),
     help="Samples to draw: those with void first, then most instances.",
 )
 @click.option("--id", "ids", multiple=True, help="Draw this sample instead (repeatable).")
-@option(
+@field_option(
     preview,
     "dpi",
-    "--dpi",
     type=click.FloatRange(min=20),
     help="Resolution; a sample figure is 10 x 8.4 inches.",
 )
 @click.option("--palette", is_flag=True, help="256-colour PNGs, about half the size.")
 @dataset_options
-@option(
+@field_option(
     preview,
     "scan_limit",
-    "--scan-limit",
     type=click.IntRange(min=1),
     help="Samples scanned for the class weights of a dataset preview.",
 )

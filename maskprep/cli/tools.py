@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from maskprep.cli.app import main, user_errors
-from maskprep.cli.options import comma_list, default_of, option, quiet_option
+from maskprep.cli.options import comma_list, default_of, field_option, option, quiet_option
 from maskprep.cli.progress import progress_for
 from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
 from maskprep.tools.inspect import inspect_store
@@ -25,7 +25,7 @@ _SAMPLE_LAYOUTS = tuple(name for name in LAYOUTS if name != "auto")
 
 @main.command("make-sample", short_help="Write a small synthetic dataset of touching nuclei.")
 @click.argument("directory", type=click.Path(path_type=Path))
-@option(make_sample, "n_images", "-n", "--n-images", type=int, help="Number of samples.")
+@field_option(make_sample, "n_images", "-n", type=int, help="Number of samples.")
 @click.option(
     "--size",
     default=",".join(str(n) for n in default_of(make_sample, "size")),
@@ -33,10 +33,9 @@ _SAMPLE_LAYOUTS = tuple(name for name in LAYOUTS if name != "auto")
     callback=comma_list(int, "256,256", "integers"),
     help="Spatial shape, 2 or 3 comma-separated values (3 writes TIFF stacks).",
 )
-@option(
+@field_option(
     make_sample,
     "layout",
-    "--layout",
     type=click.Choice(_SAMPLE_LAYOUTS),
     help="instances: one label image per sample; dsb2018: one PNG per nucleus.",
 )

@@ -19,9 +19,21 @@ from maskprep.ingest.model import (
 )
 from maskprep.ingest.paths import PathPattern
 
-__all__ = ["IMAGE_MODES", "SourceSpec", "ranges"]
+__all__ = ["IMAGE_MODES", "SourceSpec", "json_value", "ranges"]
 
 IMAGE_MODES = ("L", "LA", "RGB", "RGBA", "I", "I;16")
+
+
+def json_value(value: Any) -> Any:
+    """A config field's value as JSON has it: tuples (and tuples of tuples) as lists.
+
+    >>> json_value(((0, 1), 2)), json_value("a")
+    ([[0, 1], 2], 'a')
+    """
+    if isinstance(value, tuple):
+        return [list(v) if isinstance(v, tuple) else v for v in value]
+    return value
+
 
 @dataclass(frozen=True)
 class SourceSpec:
@@ -189,13 +201,7 @@ class SourceSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary; :meth:`from_dict` inverts it."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, tuple):
-                value = [list(v) if isinstance(v, tuple) else v for v in value]
-            out[f.name] = value
-        return out
+        return {f.name: json_value(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SourceSpec:
@@ -250,4 +256,3 @@ def ranges(values: Sequence[int]) -> str:
         if v is not None:
             start = prev = v
     return ", ".join(parts)
-

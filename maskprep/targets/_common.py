@@ -1,12 +1,28 @@
-"""Argument checks shared by the target functions."""
+"""Argument checks and the docstring text shared by the target functions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["as_labels", "as_spacing"]
+__all__ = ["INSTANCES_DOC", "as_labels", "as_spacing", "instances_doc"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INSTANCES_DOC = (
+    "Instance image: 0 is background, every other value one instance.\n"
+    "        Ids need not be sequential and may be any value of the dtype."
+)
+"""What every target function's ``instances`` parameter is (its docstring's ``{instances}``)."""
+
+
+def instances_doc(f: F) -> F:
+    """Decorator: :data:`INSTANCES_DOC` in place of ``{instances}`` in ``f``'s docstring."""
+    if f.__doc__:  # None under python -OO
+        f.__doc__ = f.__doc__.replace("{instances}", INSTANCES_DOC)
+    return f
 
 
 def as_labels(instances: object, *, ndims: tuple[int, ...] = (2, 3)) -> np.ndarray:

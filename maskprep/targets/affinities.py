@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maskprep._kernels._targets import affinities as _affinities
-from maskprep.targets._common import as_labels
-from maskprep.targets.base import TARGETS, Target, TargetInput
+from maskprep.targets._common import as_labels, instances_doc
+from maskprep.targets.base import TargetInput, simple_target
 
 if TYPE_CHECKING:
     from maskprep.config import BuildConfig
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["affinities"]
 
 
+@instances_doc
 def affinities(
     instances: np.ndarray, *, offsets: Sequence[Sequence[int]] | None = None
 ) -> np.ndarray:
@@ -27,8 +28,7 @@ def affinities(
     Parameters
     ----------
     instances : ndarray of int or bool, 2D or 3D
-        Instance image: 0 is background, every other value one instance.
-        Ids need not be sequential and may be any value of the dtype.
+        {instances}
     offsets : sequence of sequences of int, optional
         Neighbour offsets, one per channel, each with one entry per axis
         (long-range offsets allowed). Default: ``-1`` along each axis in
@@ -93,17 +93,11 @@ def affinities(
     return out.reshape((*shape, offs.shape[0]))
 
 
-class AffinitiesTarget(Target):
+def _channels(ndim: int, config: BuildConfig) -> int:
+    return ndim if config.affinity_offsets is None else len(config.affinity_offsets)
+
+
+@simple_target("affinities", "uint8", channels=_channels)
+def _affinities_target(sample: TargetInput) -> np.ndarray:
     """``affinities``: one uint8 channel per offset (``affinity_offsets``, default -1 per axis)."""
-
-    name = "affinities"
-    dtype = "uint8"
-
-    def channels(self, ndim: int, config: BuildConfig) -> int | None:
-        return ndim if config.affinity_offsets is None else len(config.affinity_offsets)
-
-    def compute(self, sample: TargetInput) -> np.ndarray:
-        return affinities(sample.instances, offsets=sample.config.affinity_offsets)
-
-
-TARGETS.register(AffinitiesTarget.name, AffinitiesTarget())
+    return affinities(sample.instances, offsets=sample.config.affinity_offsets)

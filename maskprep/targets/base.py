@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,14 @@ from maskprep.plugins import Registry
 if TYPE_CHECKING:
     from maskprep.config import BuildConfig
 
-__all__ = ["TARGETS", "Target", "TargetInput", "available_targets", "compute_target"]
+__all__ = [
+    "TARGETS",
+    "Target",
+    "TargetInput",
+    "available_targets",
+    "compute_target",
+    "simple_target",
+]
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,67 @@ class Target:
 
     def __repr__(self) -> str:
         return f"<target {self.name!r} {self.dtype}>"
+
+
+_Compute = Callable[[TargetInput], np.ndarray]
+_Channels = int | Callable[[int, "BuildConfig"], int | None] | None
+
+
+class _SimpleTarget(Target):
+    """A :class:`Target` whose :meth:`compute` and :meth:`channels` are given functions."""
+
+    def __init__(
+        self,
+        name: str,
+        dtype: str,
+        compute: _Compute,
+        channels: _Channels,
+        doc: str,
+    ) -> None:
+        self.name, self.dtype, self.__doc__ = name, dtype, doc
+        self._compute, self._channels = compute, channels
+
+    def channels(self, ndim: int, config: BuildConfig) -> int | None:
+        if self._channels is None or isinstance(self._channels, int):
+            return self._channels
+        return self._channels(ndim, config)
+
+    def compute(self, sample: TargetInput) -> np.ndarray:
+        return self._compute(sample)
+
+
+def simple_target(
+    name: str,
+    dtype: str,
+    *,
+    channels: _Channels = None,
+) -> Callable[[_Compute], _Compute]:
+    """Decorator: register in :data:`TARGETS` the target ``name`` the function computes.
+
+    The decorated ``compute(sample)`` gives the array and its docstring says
+    what the target stores; ``channels`` is the length of the trailing
+    channel axis, or a function ``channels(ndim, config)`` of it (None, the
+    default: a plain spatial array).
+    Fill value 0, no class weights. The function is returned unchanged.
+
+    Examples
+    --------
+    The built-in ``boundary`` target is one::
+
+        @simple_target("boundary", "uint8")
+        def _boundary(sample: TargetInput) -> np.ndarray:
+            '''``boundary``: 0 background, 1 interior, 2 boundary ...'''
+            return boundary_map(sample.instances, width=sample.config.boundary_width)
+
+    >>> TARGETS.get("boundary"), TARGETS.get("boundary").__doc__.split(":")[0]
+    (<target 'boundary' uint8>, '``boundary``')
+    """
+
+    def register(compute: _Compute) -> _Compute:
+        TARGETS.register(name, _SimpleTarget(name, dtype, compute, channels, compute.__doc__ or ""))
+        return compute
+
+    return register
 
 
 #: Registered targets (the border weight map ``weights`` first).

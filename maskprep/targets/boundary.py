@@ -7,20 +7,20 @@ import numbers
 import numpy as np
 
 from maskprep._kernels._targets import boundary_l1, boundary_w1
-from maskprep.targets._common import as_labels
-from maskprep.targets.base import TARGETS, Target, TargetInput
+from maskprep.targets._common import as_labels, instances_doc
+from maskprep.targets.base import TargetInput, simple_target
 
 __all__ = ["boundary_map"]
 
 
+@instances_doc
 def boundary_map(instances: np.ndarray, *, width: int = 1) -> np.ndarray:
     """Label each pixel background (0), interior (1) or boundary (2) of its instance.
 
     Parameters
     ----------
     instances : ndarray of int or bool, 2D or 3D
-        Instance image: 0 is background, every other value one instance.
-        Ids need not be sequential and may be any value of the dtype.
+        {instances}
     width : int
         Boundary thickness in pixels, >= 1.
 
@@ -73,14 +73,7 @@ def boundary_map(instances: np.ndarray, *, width: int = 1) -> np.ndarray:
     return out.reshape(shape)
 
 
-class BoundaryTarget(Target):
+@simple_target("boundary", "uint8")
+def _boundary(sample: TargetInput) -> np.ndarray:
     """``boundary``: 0 background, 1 interior, 2 boundary (``boundary_width`` thick), uint8."""
-
-    name = "boundary"
-    dtype = "uint8"
-
-    def compute(self, sample: TargetInput) -> np.ndarray:
-        return boundary_map(sample.instances, width=sample.config.boundary_width)
-
-
-TARGETS.register(BoundaryTarget.name, BoundaryTarget())
+    return boundary_map(sample.instances, width=sample.config.boundary_width)

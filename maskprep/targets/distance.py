@@ -8,20 +8,20 @@ import numpy as np
 
 from maskprep._kernels._ids import dense_ids
 from maskprep._kernels._targets import edt_normalised
-from maskprep.targets._common import as_labels, as_spacing
-from maskprep.targets.base import TARGETS, Target, TargetInput
+from maskprep.targets._common import as_labels, as_spacing, instances_doc
+from maskprep.targets.base import TargetInput, simple_target
 
 __all__ = ["distance_map"]
 
 
+@instances_doc
 def distance_map(instances: np.ndarray, *, spacing: Sequence[float] | None = None) -> np.ndarray:
     """Euclidean distance to the instance's outside, divided by the instance's maximum.
 
     Parameters
     ----------
     instances : ndarray of int or bool, 2D or 3D
-        Instance image: 0 is background, every other value one instance.
-        Ids need not be sequential and may be any value of the dtype.
+        {instances}
     spacing : sequence of float, optional
         Pixel size per axis (``stardist.utils.edt_prob``'s ``anisotropy``).
 
@@ -74,14 +74,7 @@ def distance_map(instances: np.ndarray, *, spacing: Sequence[float] | None = Non
     return out.reshape(shape)
 
 
-class DistanceTarget(Target):
+@simple_target("distance", "float32")
+def _distance(sample: TargetInput) -> np.ndarray:
     """``distance``: per-instance normalised distance to the outside (``spacing``), float32."""
-
-    name = "distance"
-    dtype = "float32"
-
-    def compute(self, sample: TargetInput) -> np.ndarray:
-        return distance_map(sample.instances, spacing=sample.config.spacing)
-
-
-TARGETS.register(DistanceTarget.name, DistanceTarget())
+    return distance_map(sample.instances, spacing=sample.config.spacing)

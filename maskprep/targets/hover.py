@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from maskprep._kernels._ids import dense_ids
 from maskprep._kernels._targets import hover_2d
-from maskprep.targets._common import as_labels
-from maskprep.targets.base import TARGETS, Target, TargetInput
-
-if TYPE_CHECKING:
-    from maskprep.config import BuildConfig
+from maskprep.targets._common import as_labels, instances_doc
+from maskprep.targets.base import TargetInput, simple_target
 
 __all__ = ["hover_maps"]
 
 
+@instances_doc
 def hover_maps(instances: np.ndarray) -> np.ndarray:
     """Offsets of each instance pixel from its instance's centroid, scaled to [-1, 1].
 
     Parameters
     ----------
     instances : ndarray of int or bool, 2D
-        Instance image: 0 is background, every other value one instance.
-        Ids need not be sequential and may be any value of the dtype.
+        {instances}
 
     Returns
     -------
@@ -67,17 +62,7 @@ def hover_maps(instances: np.ndarray) -> np.ndarray:
     return hover_2d(idx, count)
 
 
-class HoverTarget(Target):
+@simple_target("hover", "float32", channels=2)
+def _hover(sample: TargetInput) -> np.ndarray:
     """``hover``: HoVer-Net maps (channel 0 along x, 1 along y), float32, 2D."""
-
-    name = "hover"
-    dtype = "float32"
-
-    def channels(self, ndim: int, config: BuildConfig) -> int | None:
-        return 2
-
-    def compute(self, sample: TargetInput) -> np.ndarray:
-        return hover_maps(sample.instances)
-
-
-TARGETS.register(HoverTarget.name, HoverTarget())
+    return hover_maps(sample.instances)

@@ -17,8 +17,8 @@ from maskprep._kernels._stardist import (
     star_dist_3d,
     steps_2d,
 )
-from maskprep.targets._common import as_labels, as_spacing
-from maskprep.targets.base import TARGETS, Target, TargetInput
+from maskprep.targets._common import as_labels, as_spacing, instances_doc
+from maskprep.targets.base import TargetInput, simple_target
 
 if TYPE_CHECKING:
     from maskprep.config import BuildConfig
@@ -59,6 +59,7 @@ def golden_spiral_rays(n_rays: int, anisotropy: Sequence[float] | None = None) -
     return np.asarray(verts, np.float32)
 
 
+@instances_doc
 def star_distances(
     instances: np.ndarray,
     *,
@@ -70,8 +71,7 @@ def star_distances(
     Parameters
     ----------
     instances : ndarray of int or bool, 2D or 3D
-        Instance image: 0 is background, every other value one instance.
-        Ids need not be sequential and may be any value of the dtype.
+        {instances}
     n_rays : int
         Number of rays: >= 3 in 2D, >= 4 in 3D (StarDist's 3D models
         usually use 96).
@@ -136,21 +136,15 @@ def star_distances(
     return out
 
 
-class StarDistTarget(Target):
+def _rays(ndim: int, config: BuildConfig) -> int:
+    return config.rays
+
+
+@simple_target("stardist", "float32", channels=_rays)
+def _star_distances(sample: TargetInput) -> np.ndarray:
     """``stardist``: distances along ``rays`` rays to the instance border, channel last."""
-
-    name = "stardist"
-    dtype = "float32"
-
-    def channels(self, ndim: int, config: BuildConfig) -> int | None:
-        return config.rays
-
-    def compute(self, sample: TargetInput) -> np.ndarray:
-        cfg = sample.config
-        anisotropy = None
-        if cfg.spacing is not None and sample.instances.ndim == 3:
-            anisotropy = cfg.spacing
-        return star_distances(sample.instances, n_rays=cfg.rays, anisotropy=anisotropy)
-
-
-TARGETS.register(StarDistTarget.name, StarDistTarget())
+    cfg = sample.config
+    anisotropy = None
+    if cfg.spacing is not None and sample.instances.ndim == 3:
+        anisotropy = cfg.spacing
+    return star_distances(sample.instances, n_rays=cfg.rays, anisotropy=anisotropy)

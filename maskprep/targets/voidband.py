@@ -8,21 +8,21 @@ import numbers
 import numpy as np
 
 from maskprep._kernels._targets import void_band, void_seeds
-from maskprep.targets._common import as_labels
+from maskprep.targets._common import as_labels, instances_doc
 
 __all__ = ["void_border_mask"]
 
 _MODES = ("between", "around")
 
 
+@instances_doc
 def void_border_mask(instances: np.ndarray, *, width: float, mode: str = "between") -> np.ndarray:
     """True on pixels within ``width`` of an instance border.
 
     Parameters
     ----------
     instances : ndarray of int or bool, 2D or 3D
-        Instance image: 0 is background, every other value one instance.
-        Ids need not be sequential and may be any value of the dtype.
+        {instances}
     width : float
         Euclidean distance in pixels, >= 0.
     mode : {"between", "around"}

@@ -98,7 +98,28 @@ class _StoreHandle:
         return {"path": self.path, "kwargs": self.kwargs, "_shards": None, "_pid": -1}
 
 
-class ShardDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class _StoreDataset:
+    """What both datasets take from their store: the handle and the class information."""
+
+    def _open_store(
+        self,
+        path: str | os.PathLike[str],
+        split: str | None,
+        arrays: Sequence[str] | None,
+        storage_options: dict[str, Any] | None,
+    ) -> Shards:
+        """Open the store; set ``void_label``, ``class_names`` and ``class_weights``."""
+        self._store = _StoreHandle(
+            path, split=split, arrays=arrays, storage_options=storage_options
+        )
+        shards = self._store.get()
+        self.void_label = shards.void_label
+        self.class_names = shards.class_names
+        self.class_weights = torch.as_tensor(shards.class_weights, dtype=torch.float32)
+        return shards
+
+
+class ShardDataset(_StoreDataset, torch.utils.data.Dataset):  # type: ignore[type-arg]
     """A maskprep store as a map-style dataset of tensor dicts.
 
     ``dataset[i]`` holds the ``arrays`` of sample ``i`` cropped to its true
@@ -142,14 +163,8 @@ class ShardDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         transform: Callable[[dict[str, Tensor]], Any] | None = None,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
-        self._store = _StoreHandle(
-            path, split=split, arrays=arrays, storage_options=storage_options
-        )
-        shards = self._store.get()
+        shards = self._open_store(path, split, arrays, storage_options)
         self._len = len(shards)
-        self.void_label = shards.void_label
-        self.class_names = shards.class_names
-        self.class_weights = torch.as_tensor(shards.class_weights, dtype=torch.float32)
         self.transform = transform
 
     @property
@@ -175,7 +190,7 @@ class ShardDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         return collate_padded(samples, self.void_label)
 
 
-class ShardIterableDataset(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+class ShardIterableDataset(_StoreDataset, torch.utils.data.IterableDataset):  # type: ignore[type-arg]
     """A maskprep store as an iterable of ready batches, for ``DataLoader(batch_size=None)``.
 
     Each epoch is one permutation drawn from ``seed`` and the epoch number
@@ -245,14 +260,8 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):  # type: ignore[ty
         storage_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self._store = _StoreHandle(
-            path, split=split, arrays=arrays, storage_options=storage_options
-        )
-        shards = self._store.get()
+        shards = self._open_store(path, split, arrays, storage_options)
         self._n = len(shards)
-        self.void_label = shards.void_label
-        self.class_names = shards.class_names
-        self.class_weights = torch.as_tensor(shards.class_weights, dtype=torch.float32)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed

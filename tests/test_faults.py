@@ -150,7 +150,8 @@ def test_kill_9_then_rerun_completes_identically(
     assert CliRunner().invoke(main, ["verify", str(out)]).exit_code == 1
     # An early kill may land before or after the store is created (it depends on
     # the machine's load); either way readers must refuse what is there.
-    with pytest.raises(StoreError, match="incomplete" if out.exists() else "no such store"):
+    created = (out / "zarr.json").exists()
+    with pytest.raises(StoreError, match="incomplete" if created else "no such store"):
         open_shards(out)
     rerun = _cli_build(nuclei_dir, out, dict(os.environ))
     stdout, stderr = rerun.communicate(timeout=300)
@@ -426,3 +427,16 @@ def test_leftovers_of_a_killed_writer_are_swept(
     assert (summary.shards_written, summary.shards_skipped) == (1, 4)
     assert not stray.exists()
     assert _digest(out) == _digest(reference)
+
+
+def test_an_empty_output_directory_is_no_store_and_builds(nuclei_dir: Path, tmp_path: Path) -> None:
+    # What a build killed between creating the directory and writing zarr.json leaves.
+    out = tmp_path / "empty.zarr"
+    out.mkdir()
+    assert verify_store(out).problems == (
+        f"{out}: no such store: the directory is empty (not a maskprep store yet)",
+    )
+    with pytest.raises(StoreError, match="no such store"):
+        open_shards(out)
+    build_weights(nuclei_dir, out, CFG, scheduler="sync")
+    assert verify_store(out).ok

@@ -81,10 +81,12 @@ def create_store(
 
     loc = _loc(target)
     layout = metadata.layout_info
-    group = zarr.open_group(loc.zarr_store(), mode="w", zarr_format=3)
     meta = replace(metadata, complete=False, stage="creating")
-    # zarr attributes are JSON: fail here, before any array is written, if not.
-    group.attrs["maskprep"] = json.loads(json.dumps(meta.to_dict()))
+    # The group's first zarr.json already carries our metadata (no moment when
+    # a killed build leaves a group that is not recognisably ours); zarr
+    # attributes are JSON: fail here, before anything is written, if not.
+    attrs = {"maskprep": json.loads(json.dumps(meta.to_dict()))}
+    group = zarr.open_group(loc.zarr_store(), mode="w", zarr_format=3, attributes=attrs)
     for name in layout.array_names:
         shape = layout.array_shape(name)
         group.create_array(
@@ -229,8 +231,9 @@ def mark_complete(loc: Location, meta: StoreMetadata) -> StoreMetadata:
 def read_metadata(target: str | os.PathLike[str] | Location) -> StoreMetadata:
     """The metadata of a store, checked to be complete."""
     loc = _loc(target)
-    if loc.is_local and not loc.path.exists():
-        raise StoreError(f"{loc}: no such store")
+    if loc.is_local and (not loc.path.exists() or loc.is_empty()):
+        empty = ": the directory is empty (not a maskprep store yet)" if loc.path.exists() else ""
+        raise StoreError(f"{loc}: no such store{empty}")
     meta = read_store_metadata(loc)
     if meta is None:
         raise StoreError(f"{loc}: not a maskprep store (no maskprep metadata in zarr.json)")

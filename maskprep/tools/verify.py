@@ -158,7 +158,12 @@ def verify_store(
     except StoreError as exc:
         return VerifyReport(str(loc), (str(exc),), 0, 0)
     if meta is None:
-        problem = "no such store" if not loc.exists() else "not a maskprep store"
+        if not loc.exists():
+            problem = "no such store"
+        elif loc.is_empty():
+            problem = "no such store: the directory is empty (not a maskprep store yet)"
+        else:
+            problem = "not a maskprep store"
         return VerifyReport(str(loc), (f"{loc}: {problem}",), 0, 0)
     layout = meta.layout_info
     if not meta.complete and meta.stage == "reweighting":

@@ -9,23 +9,21 @@ from typing import Any
 import numpy as np
 
 from maskprep.errors import DataError
+from maskprep.ingest.arrays import ZARR_SUFFIX, open_array, too_big
 from maskprep.ingest.model import SampleSource
 
 __all__ = [
     "check_image_shape",
     "check_label_array",
+    "check_label_header",
+    "file_header",
     "probe_image",
     "probe_image_as",
     "read_array",
     "read_image",
 ]
 
-def _too_big(path: Path, what: str, n: int, max_pixels: int | None) -> None:
-    if max_pixels is not None and n > max_pixels:
-        raise DataError(
-            f"{path}: {what} has {n:,} pixel values, more than the limit of {max_pixels:,} "
-            "(a decompression bomb? raise max_pixels if the file is genuine)"
-        )
+_too_big = too_big
 
 
 def _palette_mode(mode: str, info: Mapping[Any, Any]) -> str | None:
@@ -55,8 +53,13 @@ def read_array(
     Whether a file has channels is read from the file's own description
     (Pillow's bands, TIFF's sample axis), not guessed from the array's shape:
     an RGB TIFF of 16x16 pixels and a 16x16x3 volume decode to the same shape.
-    Palette images that are not labels are read as their colours.
+    Palette images that are not labels are read as their colours. A zarr
+    array directory (``.zarr``) is read with zarr; it has no channel
+    description, so its shape is taken as it is.
     """
+    if path.suffix.lower() == ZARR_SUFFIX:
+        with open_array(path, what) as arr:
+            return arr.read_all(max_pixels)
     # The size is checked from the header before anything is decoded, so a
     # small file claiming a huge image cannot exhaust memory.
     try:
@@ -95,8 +98,12 @@ def probe_image(path: Path, max_pixels: int | None) -> tuple[tuple[int, ...], np
 
     PNG (and other Pillow formats) are checked from the header and their chunk
     checksums, which catches truncated and corrupted files at a fraction of a
-    decode; TIFF stacks are decoded.
+    decode; TIFF stacks are decoded; zarr arrays are read from their metadata.
     """
+    if path.suffix.lower() == ZARR_SUFFIX:
+        with open_array(path, "image") as arr:
+            _too_big(path, "image", int(np.prod(arr.shape)), max_pixels)
+            return arr.shape, arr.dtype
     if path.suffix.lower() in (".tif", ".tiff"):
         arr = read_array(path, "image", max_pixels)
         return arr.shape, arr.dtype
@@ -120,7 +127,7 @@ def probe_image(path: Path, max_pixels: int | None) -> tuple[tuple[int, ...], np
 def read_image(path: Path, max_pixels: int | None, mode: str | None) -> np.ndarray:
     if mode is None:
         return read_array(path, "image", max_pixels)
-    if path.suffix.lower() in (".tif", ".tiff"):
+    if path.suffix.lower() in (".tif", ".tiff", ZARR_SUFFIX):
         raise DataError(f"{path}: image_mode {mode!r} applies to Pillow images, not TIFF")
     try:
         from PIL import Image
@@ -141,7 +148,7 @@ def probe_image_as(
     """:func:`probe_image`, for the image converted to ``mode`` if given."""
     if mode is None:
         return probe_image(path, max_pixels)
-    if path.suffix.lower() in (".tif", ".tiff"):
+    if path.suffix.lower() in (".tif", ".tiff", ZARR_SUFFIX):
         raise DataError(f"{path}: image_mode {mode!r} applies to Pillow images, not TIFF")
     from PIL import Image
 
@@ -188,3 +195,51 @@ def check_image_shape(
         f"{src.image}: image shape {image_shape} does not match mask shape {shape}{where}"
     )
 
+
+
+def file_header(
+    path: Path, what: str, max_pixels: int | None, *, labels: bool = False
+) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype :func:`read_array` would give, from the file's header alone.
+
+    Nothing is decoded, not even a TIFF stack (unlike :func:`probe_image`).
+    With ``labels=True`` a file with several channels per pixel is refused as
+    :func:`read_array` refuses it; ``max_pixels`` (None: no limit) bounds the
+    whole file.
+    """
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff", ZARR_SUFFIX):
+        with open_array(path, what) as arr:
+            if labels and ("S" in arr.axes or "C" in arr.axes):
+                n = int(arr.shape[arr.axes.index("S" if "S" in arr.axes else "C")])
+                raise _multichannel(path, what, n, f"TIFF axes {arr.axes}")
+            _too_big(path, what, int(np.prod(arr.shape)), max_pixels)
+            return arr.shape, arr.dtype
+    if not labels:
+        return probe_image(path, max_pixels)
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+            bands = im.getbands()
+            mode = im.mode
+    except Exception as exc:  # any decoder failure means the same thing to the user
+        raise DataError(f"{path}: cannot read {what}: {exc}") from None
+    _too_big(path, what, w * h * len(bands), max_pixels)
+    if len(bands) > 1:
+        raise _multichannel(path, what, len(bands), f"mode {mode}")
+    return (h, w), np.asarray(Image.new(mode, (1, 1))).dtype
+
+
+def check_label_header(shape: tuple[int, ...], dtype: np.dtype[Any], path: Path) -> None:
+    """The checks of :func:`check_label_array` that a header can answer (not values)."""
+    kind = np.dtype(dtype).kind
+    if kind == "f":
+        raise DataError(
+            f"{path}: mask has floating-point dtype {dtype}; a label image needs integer values"
+        )
+    if kind not in "iub":
+        raise DataError(f"{path}: mask has unsupported dtype {dtype}")
+    if len(shape) not in (2, 3):
+        raise DataError(f"{path}: mask must be 2D or 3D, got shape {shape}")

@@ -5,6 +5,13 @@ instance; ids need not be sequential), 2D or a 3D TIFF stack. Unannotated
 pixels come from an optional ``unlabeled/<stem>`` (nonzero = not annotated)
 or from a mask value (``unlabeled_value``). ``valid.txt`` at the root lists
 validation stems.
+
+Files are PNG, TIFF or zarr arrays (``<stem>.zarr`` directories, zarr format
+2 or 3; an image's channels, if any, on its last axis). A sample whose files
+are all TIFF or zarr is chunked (:func:`~maskprep.ingest.is_chunked`):
+probed from headers and read region by region, uncompressed contiguous TIFFs
+memory-mapped, tiled or compressed ones tile by tile through tifffile's zarr
+interface.
 """
 
 from __future__ import annotations
@@ -15,9 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from maskprep.errors import DataError
-from maskprep.ingest.imageio import check_label_array, read_array
-from maskprep.ingest.layout import LAYOUTS, Annotations, Layout, ReadOptions
-from maskprep.ingest.model import SampleProblems, SampleSource
+from maskprep.ingest.arrays import open_array, region_shape
+from maskprep.ingest.imageio import (
+    check_image_shape,
+    check_label_array,
+    check_label_header,
+    file_header,
+    probe_image_as,
+    read_array,
+)
+from maskprep.ingest.layout import LAYOUTS, Annotations, Layout, ReadOptions, SampleGeometry
+from maskprep.ingest.model import LoadedSample, SampleProblems, SampleSource
 from maskprep.ingest.paths import files_by_stem, read_valid
 from maskprep.ingest.source import SourceSpec
 
@@ -52,14 +67,22 @@ def read_unlabeled(src: SampleSource, void: np.ndarray, max_pixels: int | None) 
     if src.unlabeled is None:
         return void
     extra = read_array(src.unlabeled, "unlabeled mask", max_pixels)
+    _check_unlabeled_shape(src, extra.shape, void.shape)
     if extra.ndim == void.ndim + 1 and extra.shape[-1] in (3, 4):
         extra = np.any(extra, axis=-1)
-    if extra.shape != void.shape:
-        raise DataError(
-            f"{src.unlabeled}: unlabeled mask shape {extra.shape} does not match "
-            f"mask shape {void.shape}"
-        )
     return void | (extra != 0)
+
+
+def _check_unlabeled_shape(
+    src: SampleSource, shape: tuple[int, ...], mask_shape: tuple[int, ...]
+) -> None:
+    # An RGB(A) unlabeled mask counts a pixel as unannotated if any channel is set.
+    spatial = shape[:-1] if len(shape) == len(mask_shape) + 1 and shape[-1] in (3, 4) else shape
+    if spatial != mask_shape:
+        raise DataError(
+            f"{src.unlabeled}: unlabeled mask shape {spatial} does not match "
+            f"mask shape {mask_shape}"
+        )
 
 
 class InstancesLayout(Layout):
@@ -83,14 +106,73 @@ class InstancesLayout(Layout):
         instances, void = _instances_from_label_image(raw, src.masks[0], options.unlabeled_value)
         return Annotations(instances, read_unlabeled(src, void, options.max_pixels))
 
+    def is_chunked(self, src: SampleSource) -> bool:
+        return all(p.suffix.lower() in _CHUNKED_SUFFIXES for p in src.files())
+
+    def probe_sample(self, src: SampleSource, options: ReadOptions) -> SampleGeometry:
+        # Headers only; in read_sample's order, so the first problem reported
+        # is the same. Chunked samples are read by region: no whole-file limit.
+        limit = None if self.is_chunked(src) else options.max_pixels
+        mode = None if options.source is None else options.source.image_mode
+        if src.image.suffix.lower() in _CHUNKED_SUFFIXES and mode is None:
+            image_shape, image_dtype = file_header(src.image, "image", limit)
+        else:
+            image_shape, image_dtype = probe_image_as(src.image, limit, mode)
+        mask = src.masks[0]
+        shape, dtype = file_header(mask, "mask", limit, labels=True)
+        check_label_header(shape, dtype, mask)
+        if src.unlabeled is not None:
+            extra, _ = file_header(src.unlabeled, "unlabeled mask", limit)
+            _check_unlabeled_shape(src, extra, shape)
+        check_image_shape(image_shape, shape, src)
+        chunks = None
+        if self.is_chunked(src):
+            with open_array(mask, "mask") as arr:
+                chunks = None if arr.chunks is None else arr.chunks[: len(shape)]
+        return SampleGeometry(shape, image_shape, image_dtype, chunks)
+
+    def read_region(
+        self,
+        src: SampleSource,
+        region: tuple[slice, ...],
+        options: ReadOptions,
+        *,
+        image: bool = True,
+    ) -> LoadedSample:
+        if not self.is_chunked(src):
+            return super().read_region(src, region, options, image=image)
+        geometry = self.probe_sample(src, options)
+        limit = options.max_pixels
+        pixels = None
+        if image:
+            with open_array(src.image, "image") as arr:
+                pixels = arr.read(region, limit)
+        mask = src.masks[0]
+        with open_array(mask, "mask") as arr:
+            raw = check_label_array(arr.read(region, limit), mask)
+        instances, void = _instances_from_label_image(raw, mask, options.unlabeled_value)
+        if src.unlabeled is not None:
+            with open_array(src.unlabeled, "unlabeled mask") as arr:
+                extra = arr.read(region, limit)
+            if extra.ndim == void.ndim + 1 and extra.shape[-1] in (3, 4):
+                extra = np.any(extra, axis=-1)
+            void |= extra != 0
+        instances[void] = 0
+        image_shape = region_shape(region) + tuple(geometry.image_shape[len(region) :])
+        return LoadedSample(pixels, image_shape, geometry.image_dtype, instances, void)
+
+
+# Files read chunk by chunk: TIFF (memory map, tiles, strips or pages) and zarr arrays.
+_CHUNKED_SUFFIXES = (".tif", ".tiff", ".zarr")
+
 
 def _discover_instances(
     root: Path,
 ) -> tuple[list[tuple[str, Path, tuple[Path, ...], Path | None]], list[tuple[str, str]], str]:
     """Entries of the usable samples, ``(stem, message)`` of the others, and the error."""
-    images = files_by_stem(root, root / "images")
-    masks = files_by_stem(root, root / "masks")
-    unlabeled = files_by_stem(root, root / "unlabeled")
+    images = files_by_stem(root, root / "images", arrays=True)
+    masks = files_by_stem(root, root / "masks", arrays=True)
+    unlabeled = files_by_stem(root, root / "unlabeled", arrays=True)
     no_mask = sorted(set(images) - set(masks))
     no_image = sorted(set(masks) - set(images))
     stray = sorted(set(unlabeled) - set(images))
@@ -131,7 +213,7 @@ def _unpaired_message(
         )
     return (
         f"{root}: " + "; ".join(parts) + " (images and masks pair by file stem: "
-        "images/<stem>.png|tif|tiff with masks/<stem>.png|tif|tiff)"
+        "images/<stem>.png|tif|tiff|zarr with masks/<stem>.png|tif|tiff|zarr)"
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from maskprep.errors import DataError
+from maskprep.ingest.arrays import check_region, region_shape
 from maskprep.ingest.imageio import check_image_shape, probe_image_as, read_image
 from maskprep.ingest.model import Dataset, LoadedSample, SampleProblems, SampleSource
 from maskprep.ingest.source import SourceSpec
@@ -28,9 +29,14 @@ __all__ = [
     "Annotations",
     "Layout",
     "ReadOptions",
+    "SampleGeometry",
     "available_layouts",
+    "crop_sample",
     "detect_layout",
     "discover",
+    "is_chunked",
+    "probe_sample",
+    "read_region",
     "read_sample",
 ]
 
@@ -59,6 +65,55 @@ class Annotations:
     labels: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class SampleGeometry:
+    """A sample's shapes as its files' headers give them (:func:`probe_sample`).
+
+    ``shape`` is the spatial shape of labels and instances; ``image_shape``
+    the image's (spatial, then an optional trailing channel axis).
+    ``chunks`` is the spatial shape of the blocks the labels are stored in
+    (TIFF tiles or pages, zarr or HDF5 chunks): a region aligned to it decodes
+    nothing outside itself. None when the sample is not chunked, or when any
+    region reads alone (a memory-mapped TIFF, a contiguous HDF5 dataset).
+    ``spacing`` is the physical size of a pixel per spatial axis when the
+    files record it (HDF5 ``resolution`` attributes, OME-Zarr scales), else None.
+
+    Examples
+    --------
+    >>> g = SampleGeometry((4, 6), (4, 6, 3), np.dtype("uint8"), spacing=(0.5, 0.5))
+    >>> SampleGeometry.from_dict(g.to_dict()) == g
+    True
+    """
+
+    shape: tuple[int, ...]
+    image_shape: tuple[int, ...]
+    image_dtype: np.dtype[Any]
+    chunks: tuple[int, ...] | None = None
+    spacing: tuple[float, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary; :meth:`from_dict` inverts it."""
+        return {
+            "shape": list(self.shape),
+            "image_shape": list(self.image_shape),
+            "image_dtype": np.dtype(self.image_dtype).str,
+            "chunks": None if self.chunks is None else list(self.chunks),
+            "spacing": None if self.spacing is None else list(self.spacing),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SampleGeometry:
+        """The geometry :meth:`to_dict` gave."""
+        chunks, spacing = data.get("chunks"), data.get("spacing")
+        return cls(
+            tuple(int(n) for n in data["shape"]),
+            tuple(int(n) for n in data["image_shape"]),
+            np.dtype(data["image_dtype"]),
+            None if chunks is None else tuple(int(n) for n in chunks),
+            None if spacing is None else tuple(float(s) for s in spacing),
+        )
+
+
 class Layout:
     """Base class of dataset layouts; subclass it and register an instance.
 
@@ -67,6 +122,11 @@ class Layout:
     ``SampleSource.image`` with Pillow or tifffile; override them for other
     image containers. Third-party layouts register through the
     ``maskprep.layouts`` entry-point group (see ``docs/plugins.md``).
+
+    Layouts for big inputs also override :meth:`is_chunked` (True for samples
+    whose files can be read chunk by chunk), :meth:`probe_sample` (shapes
+    from headers only) and :meth:`read_region` (decode only the chunks a
+    region touches); the defaults read the sample whole.
     """
 
     #: Name used in configs and store metadata (``BuildConfig(layout=...)``).
@@ -101,6 +161,43 @@ class Layout:
         """The image's shape and dtype, checked but decoded only where unavoidable."""
         mode = None if options.source is None else options.source.image_mode
         return probe_image_as(src.image, options.max_pixels, mode)
+
+    def is_chunked(self, src: SampleSource) -> bool:
+        """True when :meth:`read_region` reads only the chunks a region touches.
+
+        Memory is then bounded by the region (and the chunks around it), not
+        the sample, and ``max_pixels`` bounds what one region read decodes
+        rather than the whole sample. Decided from the sample's file types,
+        without opening them. The default (and every small-image layout) is False.
+        """
+        return False
+
+    def probe_sample(self, src: SampleSource, options: ReadOptions) -> SampleGeometry:
+        """The sample's shapes and image dtype, from headers where the format allows.
+
+        The default probes the image and decodes the annotations whole (fine
+        for small files); chunked layouts read metadata only.
+        """
+        image_shape, image_dtype = self.probe_image(src, options)
+        ann = self.read_annotations(src, tuple(image_shape), options)
+        shape = ann.instances.shape if ann.labels is None else ann.labels.shape
+        check_image_shape(tuple(image_shape), shape, src)
+        return SampleGeometry(tuple(shape), tuple(image_shape), np.dtype(image_dtype))
+
+    def read_region(
+        self,
+        src: SampleSource,
+        region: tuple[slice, ...],
+        options: ReadOptions,
+        *,
+        image: bool = True,
+    ) -> LoadedSample:
+        """The sample restricted to ``region`` (checked: one slice per spatial axis).
+
+        Exactly :func:`read_sample`'s values cropped to the region. The default
+        reads the sample whole and crops it.
+        """
+        return crop_sample(_read_whole(self, src, options, image), region)
 
 
 #: Registered layouts; built-ins first, in ``auto`` detection order.
@@ -267,10 +364,21 @@ def read_sample(
     >>> s.image.shape, s.instances.dtype, bool(s.void.any())  # sample 1 has a void patch
     ((32, 32), dtype('int32'), True)
     """
+    layout = _checked_layout(src, source)
+    options = ReadOptions(unlabeled_value, max_pixels, source, void_label)
+    return _read_whole(layout, src, options, image)
+
+
+def _checked_layout(src: SampleSource, source: SourceSpec | None) -> Layout:
     layout = _layout(src.layout)
     if layout.needs_source and (source is None or source.layout != src.layout):
         raise ValueError(f"{src.image}: a {src.layout} sample needs its SourceSpec to be read")
-    options = ReadOptions(unlabeled_value, max_pixels, source, void_label)
+    return layout
+
+
+def _read_whole(
+    layout: Layout, src: SampleSource, options: ReadOptions, image: bool
+) -> LoadedSample:
     pixels: np.ndarray | None = None
     if image:
         pixels = layout.read_image(src, options)
@@ -284,3 +392,154 @@ def read_sample(
     return LoadedSample(
         pixels, tuple(image_shape), np.dtype(image_dtype), ann.instances, ann.void, ann.labels
     )
+
+
+def crop_sample(sample: LoadedSample, region: tuple[slice, ...]) -> LoadedSample:
+    """``sample`` restricted to ``region`` (one slice per spatial axis), as new arrays.
+
+    The image keeps its channels whole; ``image_shape`` becomes the region's.
+
+    Examples
+    --------
+    >>> s = LoadedSample(None, (4, 5, 3), np.dtype("uint8"), np.ones((4, 5), np.int32),
+    ...                  np.zeros((4, 5), bool))
+    >>> c = crop_sample(s, (slice(1, 3), slice(0, 2)))
+    >>> c.image_shape, c.instances.shape
+    ((2, 2, 3), (2, 2))
+    """
+    region = tuple(region)
+    extra = tuple(sample.image_shape[len(region) :])
+
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.array(a[region], copy=True)
+
+    instances = cut(sample.instances)
+    void = cut(sample.void)
+    assert instances is not None and void is not None
+    return LoadedSample(
+        cut(sample.image),
+        region_shape(region) + extra,
+        sample.image_dtype,
+        instances,
+        void,
+        cut(sample.labels),
+    )
+
+
+def is_chunked(src: SampleSource) -> bool:
+    """True when :func:`read_region` reads only the chunks a region touches.
+
+    Decided from the layout and the sample's file types, without opening a
+    file: TIFF and zarr files of the instances layout, OME-Zarr and HDF5
+    samples. Read such samples region by region; others whole.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import make_sample
+    >>> d = make_sample(pathlib.Path(tempfile.mkdtemp()) / "n", n_images=1, size=(16, 16))
+    >>> is_chunked(discover(d).samples[0])  # PNG files
+    False
+    """
+    return _layout(src.layout).is_chunked(src)
+
+
+def probe_sample(
+    src: SampleSource,
+    *,
+    unlabeled_value: int | None = None,
+    max_pixels: int | None = None,
+    source: SourceSpec | None = None,
+    void_label: int = 255,
+) -> SampleGeometry:
+    """A sample's shapes and image dtype without decoding its pixels where the format allows.
+
+    Chunked samples (:func:`is_chunked`) are probed from headers and metadata
+    alone, and ``max_pixels`` (which bounds whole decodes) does not apply to
+    them; other layouts may decode the annotations. Checks what headers tell
+    (shapes agree, dtypes are usable, masks have one channel), not values.
+
+    Raises
+    ------
+    DataError
+        Naming the file, as :func:`read_sample` would for a bad header.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import make_sample
+    >>> d = make_sample(pathlib.Path(tempfile.mkdtemp()) / "n", n_images=1, size=(16, 24))
+    >>> g = probe_sample(discover(d).samples[0])
+    >>> g.shape, g.image_shape, g.image_dtype
+    ((16, 24), (16, 24), dtype('uint8'))
+    """
+    layout = _checked_layout(src, source)
+    return layout.probe_sample(src, ReadOptions(unlabeled_value, max_pixels, source, void_label))
+
+
+def read_region(
+    src: SampleSource,
+    region: tuple[slice, ...],
+    *,
+    unlabeled_value: int | None = None,
+    max_pixels: int | None = None,
+    image: bool = True,
+    source: SourceSpec | None = None,
+    void_label: int = 255,
+) -> LoadedSample:
+    """One region of a sample: :func:`read_sample`'s arrays cropped to ``region``.
+
+    Parameters
+    ----------
+    src : SampleSource
+        From :func:`discover`.
+    region : tuple of slice
+        One ``slice(start, stop)`` per spatial axis, ``0 <= start < stop <=
+        size`` (None bounds mean the whole axis), no step. The image keeps
+        its channel axis whole.
+    max_pixels : int, optional
+        Decompression-bomb guard. For chunked samples (:func:`is_chunked`)
+        it bounds what this one read decodes (the chunks the region touches,
+        per file), not the whole sample; other samples are decoded whole and
+        it bounds the whole, as in :func:`read_sample`.
+    image : bool
+        False leaves ``image`` None; ``image_shape`` and ``image_dtype`` are
+        still the region's.
+
+    Returns
+    -------
+    LoadedSample
+        Field by field equal to ``read_sample(src)`` cropped to the region:
+        same dtypes, void pixels instance 0. Chunked samples decode only the
+        chunks the region touches; value checks (negative or too large ids,
+        undeclared values) see only the region's pixels, so a build that
+        reads every region raises for the same files.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, for a region that does not fit the sample.
+    DataError
+        Naming the file, as :func:`read_sample`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from maskprep import make_sample
+    >>> d = make_sample(pathlib.Path(tempfile.mkdtemp()) / "n", n_images=1, size=(32, 32))
+    >>> src = discover(d).samples[0]
+    >>> part = read_region(src, (slice(8, 16), slice(0, 4)))
+    >>> part.image.shape, bool((part.instances == read_sample(src).instances[8:16, :4]).all())
+    ((8, 4), True)
+    """
+    layout = _checked_layout(src, source)
+    options = ReadOptions(unlabeled_value, max_pixels, source, void_label)
+    if type(layout).read_region is Layout.read_region and not layout.is_chunked(src):
+        # Small files: read once, then check the region against what was read.
+        whole = _read_whole(layout, src, options, image)
+        return crop_sample(whole, check_region(region, whole.instances.shape, src.image))
+    geometry = layout.probe_sample(src, options)
+    checked = check_region(region, geometry.shape, src.image)
+    out = layout.read_region(src, checked, options, image=image)
+    out.instances[out.void] = 0
+    return out

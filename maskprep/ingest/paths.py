@@ -141,13 +141,14 @@ def check_name(path: Path) -> None:
         ) from None
 
 
-def files_by_stem(root: Path, folder: Path) -> dict[str, Path]:
+def files_by_stem(root: Path, folder: Path, *, arrays: bool = False) -> dict[str, Path]:
     """Image files of ``folder`` by stem.
 
     An entry named like an image that is not a regular file (a FIFO, a
     directory, a dangling or looping symlink) is an error saying what it is,
     and so is a JPEG/BMP/WebP file whose stem has no supported file: these
-    would otherwise surface as "has no mask" or "has no image".
+    would otherwise surface as "has no mask" or "has no image". With
+    ``arrays=True``, ``<stem>.zarr`` directories (zarr arrays) count too.
     """
     found: dict[str, Path] = {}
     unsupported: dict[str, Path] = {}
@@ -155,9 +156,13 @@ def files_by_stem(root: Path, folder: Path) -> dict[str, Path]:
         return found
     for path in sorted(folder.iterdir()):
         suffix = path.suffix.lower()
-        if path.name.startswith(".") or suffix not in RECIPE_IMAGE_SUFFIXES:
+        if arrays and suffix == ".zarr" and not path.name.startswith("."):
+            if not path.is_dir():
+                raise DataError(f"{path}: is {_kind(path)}, not a zarr array directory")
+            suffix = ".tif"  # from here on, checked like any image file
+        elif path.name.startswith(".") or suffix not in RECIPE_IMAGE_SUFFIXES:
             continue
-        if not path.is_file():
+        elif not path.is_file():
             raise DataError(f"{path}: is {_kind(path)}, not an image file")
         if suffix not in IMAGE_SUFFIXES:
             unsupported.setdefault(path.stem, path)
@@ -190,6 +195,8 @@ def _kind(path: Path) -> str:
         return f"a broken symbolic link ({exc.strerror})"
     if stat.S_ISDIR(mode):
         return "a directory"
+    if stat.S_ISREG(mode):
+        return "a file"
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
     if stat.S_ISSOCK(mode):

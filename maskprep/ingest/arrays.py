@@ -131,7 +131,7 @@ class ArrayFile:
     ``shape`` and ``dtype`` are those of a whole read; ``chunks`` is the shape
     of what is decoded at once (None: any region is read alone, as from a
     memory map or a contiguous HDF5 dataset); ``axes`` are TIFF axis letters
-    where the file has them ("" otherwise).
+    where the file has them ("" otherwise); ``attrs`` an HDF5 dataset's attributes.
     """
 
     def __init__(
@@ -143,6 +143,7 @@ class ArrayFile:
         chunks: tuple[int, ...] | None,
         axes: str = "",
         closer: Any = None,
+        attrs: dict[str, Any] | None = None,
     ) -> None:
         self.path = path
         self.what = what
@@ -151,6 +152,7 @@ class ArrayFile:
         self.dtype: np.dtype[Any] = np.dtype(array.dtype).newbyteorder("=")
         self.chunks = chunks
         self.axes = axes
+        self.attrs: dict[str, Any] = {} if attrs is None else attrs
         self._closer = closer
 
     def __enter__(self) -> ArrayFile:
@@ -289,7 +291,9 @@ def open_hdf5(path: Path, key: str, what: str) -> ArrayFile:
         if not isinstance(ds, h5py.Dataset):
             raise DataError(f"{path}: {key!r} is a group, not a dataset ({what})")
         chunks = None if ds.chunks is None else tuple(int(c) for c in ds.chunks)
-        return ArrayFile(path, f"{what} {key!r}", ds, chunks=chunks, closer=f)
+        return ArrayFile(
+            path, f"{what} {key!r}", ds, chunks=chunks, closer=f, attrs=dict(ds.attrs)
+        )
     except BaseException:
         f.close()
         raise

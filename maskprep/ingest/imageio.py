@@ -58,8 +58,8 @@ def read_array(
     description, so its shape is taken as it is.
     """
     if path.suffix.lower() == ZARR_SUFFIX:
-        with open_array(path, what) as arr:
-            return arr.read_all(max_pixels)
+        with open_array(path, what) as zarr_array:
+            return zarr_array.read_all(max_pixels)
     # The size is checked from the header before anything is decoded, so a
     # small file claiming a huge image cannot exhaust memory.
     try:
@@ -101,9 +101,9 @@ def probe_image(path: Path, max_pixels: int | None) -> tuple[tuple[int, ...], np
     decode; TIFF stacks are decoded; zarr arrays are read from their metadata.
     """
     if path.suffix.lower() == ZARR_SUFFIX:
-        with open_array(path, "image") as arr:
-            _too_big(path, "image", int(np.prod(arr.shape)), max_pixels)
-            return arr.shape, arr.dtype
+        with open_array(path, "image") as zarr_array:
+            _too_big(path, "image", int(np.prod(zarr_array.shape)), max_pixels)
+            return zarr_array.shape, zarr_array.dtype
     if path.suffix.lower() in (".tif", ".tiff"):
         arr = read_array(path, "image", max_pixels)
         return arr.shape, arr.dtype

@@ -209,6 +209,8 @@ LAYOUTS: Registry[Layout] = Registry(
         "maskprep.ingest.dsb2018",
         "maskprep.ingest.semantic",
         "maskprep.ingest.coco",
+        "maskprep.ingest.hdf5",
+        "maskprep.ingest.omezarr",
     ),
 )
 

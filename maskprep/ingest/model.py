@@ -20,6 +20,7 @@ __all__ = [
     "RECIPE_LAYOUTS",
     "SPLITS",
     "SPLIT_RULES",
+    "VOLUME_LAYOUTS",
     "CocoAnnotation",
     "Dataset",
     "LoadedSample",
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 RECIPE_LAYOUTS = ("semantic", "cityscapes", "coco")
+# Layouts of chunked volumes whose files (and, for HDF5, dataset keys) a
+# SourceSpec may choose; without one they use their defaults.
+VOLUME_LAYOUTS = ("hdf5", "ome-zarr")
 INSTANCE_SOURCES = ("layout", "connected-components", "none")
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 # Suffixes a split file may give for the recipe layouts (COCO images are JPEG).

@@ -12,7 +12,7 @@ from pathlib import Path
 from maskprep.errors import DataError
 from maskprep.ingest.model import IMAGE_SUFFIXES, RECIPE_IMAGE_SUFFIXES
 
-__all__ = ["PathPattern", "check_name", "files_by_stem", "inside", "read_valid"]
+__all__ = ["PathPattern", "check_name", "files_by_stem", "find_volumes", "inside", "read_valid"]
 
 _FIELD_RE = re.compile(r"\{([^{}]*)\}")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -228,7 +228,11 @@ def read_valid(
             continue
         # fastai lists file names; accept bare stems too.
         base = os.path.basename(name)
-        stem = Path(base).stem if Path(base).suffix.lower() in suffixes else base
+        # The longest suffix that matches: "a.ome.zarr" names sample "a".
+        suffix = next(
+            (s for s in sorted(suffixes, key=len, reverse=True) if base.lower().endswith(s)), ""
+        )
+        stem = base[: len(base) - len(suffix)] if suffix and len(suffix) < len(base) else base
         if stem in known:
             valid.add(stem)
         else:
@@ -239,3 +243,38 @@ def read_valid(
         raise DataError(f"{path}: names samples that do not exist: {shown}{more}")
     return valid
 
+
+
+def find_volumes(
+    root: Path, suffixes: tuple[str, ...], *, directories: bool
+) -> list[tuple[str, Path]]:
+    """``(stem, path)`` of the entries of ``root`` ending in one of ``suffixes``.
+
+    ``directories`` says whether they must be directories (zarr) or files
+    (HDF5); the other kind is an error naming the entry. The stem is the name
+    without its suffix (the longest that matches: ``a.ome.zarr`` is ``a``).
+    Names starting with ``.`` are skipped.
+    """
+    found: list[tuple[str, Path]] = []
+    stems: dict[str, Path] = {}
+    ordered = sorted(suffixes, key=len, reverse=True)
+    for path in sorted(root.iterdir()):
+        lower = path.name.lower()
+        suffix = next((s for s in ordered if lower.endswith(s)), None)
+        if path.name.startswith(".") or suffix is None or len(lower) == len(suffix):
+            continue
+        if directories and not path.is_dir():
+            raise DataError(f"{path}: is {_kind(path)}, not a zarr directory")
+        if not directories and not path.is_file():
+            raise DataError(f"{path}: is {_kind(path)}, not an HDF5 file")
+        check_name(path)
+        if not inside(root, path):
+            raise DataError(f"{path}: resolves outside the dataset directory {root}")
+        stem = path.name[: -len(suffix)]
+        if stem in stems:
+            raise DataError(
+                f"{root}: two samples share the id {stem!r}: {stems[stem].name} and {path.name}"
+            )
+        stems[stem] = path
+        found.append((stem, path))
+    return found

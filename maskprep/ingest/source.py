@@ -16,12 +16,14 @@ from maskprep.ingest.model import (
     MAX_SOURCE_VALUE,
     RECIPE_LAYOUTS,
     SPLITS,
+    VOLUME_LAYOUTS,
 )
 from maskprep.ingest.paths import PathPattern
 
 __all__ = ["IMAGE_MODES", "SourceSpec", "json_value", "ranges"]
 
 IMAGE_MODES = ("L", "LA", "RGB", "RGBA", "I", "I;16")
+_OMITTED_AT_NONE = ("image_key", "labels_key")
 
 
 def json_value(value: Any) -> Any:
@@ -37,7 +39,7 @@ def json_value(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """How to find and decode a dataset of the semantic, cityscapes or coco layout.
+    """How to find and decode a dataset of the semantic, cityscapes, coco, hdf5 or ome-zarr layout.
 
     Normally made from a recipe (:meth:`maskprep.recipes.Recipe.build_config`);
     part of :class:`~maskprep.config.BuildConfig` and so of every store's
@@ -46,13 +48,15 @@ class SourceSpec:
 
     Parameters
     ----------
-    layout : {"semantic", "cityscapes", "coco"}
-        See the module docstring.
+    layout : {"semantic", "cityscapes", "coco", "hdf5", "ome-zarr"}
+        See the module docstring. hdf5 and ome-zarr read without a source
+        too (their defaults); a source chooses their files and keys.
     images : str
         Image path pattern (:class:`PathPattern`). semantic and cityscapes:
         matched against the files, must contain ``{stem}`` (the sample id);
         coco: filled in with the annotation file's fields and each image's
-        ``{file_name}``, its stem is the sample id.
+        ``{file_name}``, its stem is the sample id; hdf5: the HDF5 files
+        (``"{stem}.hdf"``); ome-zarr: the image directories (``"{stem}.ome.zarr"``).
     labels : str or None
         Mask path pattern (semantic, cityscapes), filled in with the image's
         fields.
@@ -81,6 +85,12 @@ class SourceSpec:
     image_mode : str or None
         Pillow mode every image is converted to (e.g. ``"RGB"``: COCO has
         some greyscale images); None keeps images as stored.
+    image_key : str or None
+        hdf5: the image dataset's path in each file (default ``volumes/raw``).
+    labels_key : str or None
+        hdf5: the instance-id dataset's path (default
+        ``volumes/labels/neuron_ids``); ome-zarr: the name of the label image
+        under ``labels/`` (default: the first one listed).
 
     Examples
     --------
@@ -102,15 +112,29 @@ class SourceSpec:
     instances: str = "none"
     instance_classes: tuple[int, ...] = ()
     image_mode: str | None = None
+    image_key: str | None = None
+    labels_key: str | None = None
 
     def __post_init__(self) -> None:
-        if self.layout not in RECIPE_LAYOUTS:
+        layouts = (*RECIPE_LAYOUTS, *VOLUME_LAYOUTS)
+        if self.layout not in layouts:
             raise ValueError(
-                f"source layout must be one of {', '.join(RECIPE_LAYOUTS)}, got {self.layout!r}"
+                f"source layout must be one of {', '.join(layouts)}, got {self.layout!r}"
             )
         images = PathPattern(self.images)
         img_fields = set(images.fields)
-        if self.layout == "coco":
+        self._check_keys()
+        if self.layout in VOLUME_LAYOUTS:
+            if self.labels is not None or self.annotations is not None:
+                raise ValueError(
+                    f"the {self.layout} layout reads image and labels from one "
+                    + ("file" if self.layout == "hdf5" else "directory")
+                    + ": give images (and labels_key), not labels or annotations"
+                )
+            if "stem" not in img_fields:
+                raise ValueError(f"images pattern {self.images!r} must contain {{stem}}")
+            split_fields = img_fields
+        elif self.layout == "coco":
             if self.annotations is None or self.labels is not None:
                 raise ValueError("the coco layout needs annotations and no labels pattern")
             ann_fields = set(PathPattern(self.annotations).fields)
@@ -146,6 +170,18 @@ class SourceSpec:
                 raise ValueError("split = 'directory' needs splits ({split} value -> train/valid)")
         elif self.splits:
             raise ValueError("splits only applies with split = 'directory'")
+        if self.layout in VOLUME_LAYOUTS and (
+            self.label_map or self.void_values or self.instance_classes or self.image_mode
+        ):
+            raise ValueError(
+                f"the {self.layout} layout has instance ids, not source values: label_map, "
+                "void_values, instance_classes and image_mode do not apply"
+            )
+        if self.layout in VOLUME_LAYOUTS and self.instances != "layout":
+            raise ValueError(
+                f"the {self.layout} layout takes instance ids from its files: "
+                f"instances must be 'layout', got {self.instances!r}"
+            )
         if self.split != "none" and self.split != "directory":
             PathPattern(self.split)  # a relative path inside the dataset
             if "{" in self.split:
@@ -194,14 +230,35 @@ class SourceSpec:
                 f"image_mode must be one of {', '.join(IMAGE_MODES)}, got {self.image_mode!r}"
             )
 
+    def _check_keys(self) -> None:
+        for name in ("image_key", "labels_key"):
+            key = getattr(self, name)
+            if key is None:
+                continue
+            if not isinstance(key, str) or not key.strip("/"):
+                raise ValueError(f"{name} must be a non-empty string, got {key!r}")
+            allowed = {"hdf5": ("image_key", "labels_key"), "ome-zarr": ("labels_key",)}
+            if name not in allowed.get(self.layout, ()):
+                raise ValueError(f"{name} does not apply to the {self.layout} layout")
+            if self.layout == "ome-zarr" and ("/" in key or key in (".", "..")):
+                raise ValueError(f"labels_key is the name of one label image, got {key!r}")
+
     @property
     def class_indices(self) -> tuple[int, ...]:
         """Class indices the label map produces, sorted."""
         return tuple(sorted({c for _, c in self.label_map}))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dictionary; :meth:`from_dict` inverts it."""
-        return {f.name: json_value(getattr(self, f.name)) for f in fields(self)}
+        """JSON-safe dictionary; :meth:`from_dict` inverts it.
+
+        The volume keys are left out while unset, so the metadata of stores
+        of the other layouts is what it was before they existed.
+        """
+        return {
+            f.name: json_value(getattr(self, f.name))
+            for f in fields(self)
+            if not (f.name in _OMITTED_AT_NONE and getattr(self, f.name) is None)
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SourceSpec:

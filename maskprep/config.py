@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from maskprep.errors import check_known_keys
-from maskprep.ingest import LAYOUTS, SourceSpec, available_layouts
+from maskprep.ingest import LAYOUTS, VOLUME_LAYOUTS, SourceSpec, available_layouts
 from maskprep.ingest.source import json_value
 from maskprep.weighting import ClassWeightConfig
 
@@ -109,7 +109,9 @@ class BuildConfig:
             raise ValueError(
                 f"unlabeled_value must be a non-negative integer, got {self.unlabeled_value!r}"
             )
-        if self.unlabeled_value == 0 and self.source is None:
+        if self.unlabeled_value == 0 and (
+            self.source is None or self.source.layout in VOLUME_LAYOUTS
+        ):
             raise ValueError("unlabeled_value cannot be 0: 0 is background in instance masks")
         self._check_source()
         self._check_targets()

@@ -10,7 +10,7 @@ from typing import Any
 
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError
-from maskprep.ingest import RECIPE_LAYOUTS, SourceSpec, coco_categories
+from maskprep.ingest import RECIPE_LAYOUTS, VOLUME_LAYOUTS, SourceSpec, coco_categories
 from maskprep.recipes.fields import (
     BUILD_KEYS,
     FLOAT_KEYS,
@@ -26,11 +26,13 @@ from maskprep.recipes.fields import (
 
 __all__ = ["RECIPE_LAYOUTS_ALL", "Recipe"]
 
-RECIPE_LAYOUTS_ALL = ("instances", "dsb2018", *RECIPE_LAYOUTS)
+RECIPE_LAYOUTS_ALL = ("instances", "dsb2018", *RECIPE_LAYOUTS, *VOLUME_LAYOUTS)
 _STRING_KEYS = frozenset(
     {"layout", "description", "images", "labels", "annotations", "codes_file"}
-    | {"instances", "split", "image_mode"}
+    | {"instances", "split", "image_mode", "image_key", "labels_key"}
 )
+# Keys of the volume layouts that make a SourceSpec (the rest are defaults).
+_VOLUME_SOURCE_KEYS = ("images", "image_key", "labels_key", "split", "splits")
 _SEMANTIC_KEYS = frozenset(
     {
         "images",
@@ -56,6 +58,10 @@ _LAYOUT_KEYS = {
     "cityscapes": _SEMANTIC_KEYS,
     "coco": frozenset(
         {"images", "annotations", "instances", "instance_classes", "split", "splits", "image_mode"}
+    ),
+    "hdf5": frozenset({"class_names", "unlabeled_value", *_VOLUME_SOURCE_KEYS}),
+    "ome-zarr": frozenset(
+        {"class_names", "unlabeled_value", *(k for k in _VOLUME_SOURCE_KEYS if k != "image_key")}
     ),
 }
 _DEFAULT_INSTANCES = {"semantic": "connected-components", "cityscapes": "layout", "coco": "layout"}
@@ -101,6 +107,8 @@ class Recipe:
     split: str | None = None
     splits: tuple[tuple[str, str], ...] = ()
     image_mode: str | None = None
+    image_key: str | None = None
+    labels_key: str | None = None
     build: tuple[tuple[str, Any], ...] = ()
     origin: str = field(default="<recipe>", compare=False)
 
@@ -126,13 +134,38 @@ class Recipe:
         self._check_classes()
         if self.layout in RECIPE_LAYOUTS:
             self._check_source()
+        if self.layout in VOLUME_LAYOUTS:
+            try:
+                self._volume_spec()
+            except ValueError as exc:
+                raise self._fail(str(exc)) from None
         self._check_build()
+
+    def _volume_spec(self) -> SourceSpec | None:
+        """The SourceSpec of an hdf5 or ome-zarr recipe; None when it keeps the defaults."""
+        given = [k for k in _VOLUME_SOURCE_KEYS if getattr(self, k) not in (None, ())]
+        if not given:
+            return None
+        if self.images is None:
+            raise ValueError(
+                f"{given[0]} needs an images pattern too, e.g. images = "
+                + ('"{stem}.hdf"' if self.layout == "hdf5" else '"{stem}.ome.zarr"')
+            )
+        return SourceSpec(
+            layout=self.layout,
+            images=self.images,
+            split=self.split or "valid.txt",
+            splits=self.splits,
+            instances="layout",
+            image_key=self.image_key,
+            labels_key=self.labels_key,
+        )
 
     def _check_classes(self) -> None:
         names = self.class_names
         if names is not None and (not names or len(set(names)) != len(names)):
             raise self._fail(f"class_names must be distinct and non-empty, got {list(names)}")
-        if self.layout in ("instances", "dsb2018"):
+        if self.layout in ("instances", "dsb2018", *VOLUME_LAYOUTS):
             if names is not None and len(names) != 2:
                 raise self._fail(
                     f"the {self.layout} layout has two classes (background, object); "
@@ -318,8 +351,12 @@ class Recipe:
             names, spec = self._resolve(root)
             kwargs["class_names"] = names
             kwargs["source"] = spec
-        elif self.class_names is not None:
-            kwargs["class_names"] = self.class_names
+        else:
+            if self.class_names is not None:
+                kwargs["class_names"] = self.class_names
+            volume = self._volume_spec() if self.layout in VOLUME_LAYOUTS else None
+            if volume is not None:
+                kwargs["source"] = volume
         try:
             return BuildConfig(**kwargs)
         except ValueError as exc:

@@ -29,6 +29,7 @@ _OMITTED_AT_DEFAULT = (
     "void_border",
     "void_border_mode",
     "tile",
+    "block",
 )
 
 
@@ -52,6 +53,12 @@ class BuildConfig:
     every array in tiles of that many pixels per spatial axis (store format
     2, see :mod:`maskprep.store`): small samples of a mixed-size dataset and
     patches of big ones are then read without decoding the padded whole.
+    ``block`` (tiled stores only; default
+    :func:`maskprep.store.default_block`: 2048 pixels
+    in 2D, 256 in 3D) is the extent of a shard along each spatial axis,
+    rounded up to whole tiles: a sample longer than that along any axis is
+    scanned and computed block by block, each block a task reading its
+    region plus a halo (memory bounded by the block, not the sample).
 
     Examples
     --------
@@ -85,6 +92,7 @@ class BuildConfig:
     void_border: float = 0.0
     void_border_mode: str = "between"
     tile: int | None = None
+    block: int | None = None
 
     def __post_init__(self) -> None:
         if self.layout == "auto" and isinstance(self.source, SourceSpec):
@@ -149,6 +157,10 @@ class BuildConfig:
             isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 1
         ):
             raise ValueError(f"tile must be a positive integer or None, got {self.tile!r}")
+        if self.block is not None and (
+            isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1
+        ):
+            raise ValueError(f"block must be a positive integer or None, got {self.block!r}")
         if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
             raise ValueError(f"max_pixels must be a positive integer, got {self.max_pixels!r}")
         if not isinstance(self.zstd_level, int) or not -7 <= self.zstd_level <= 22:

@@ -383,6 +383,15 @@ def shard_options(f: F) -> F:
             ),
             field_option(
                 bc,
+                "block",
+                type=int,
+                metavar="B",
+                help="Tiled stores: a sample longer than B pixels along an axis is built "
+                "block by block, one task a block, so memory is bounded by the block "
+                "(rounded up to whole tiles; default 2048 in 2D, 256 in 3D).",
+            ),
+            field_option(
+                bc,
                 "max_pixels",
                 type=int,
                 help="Refuse images with more pixel values than this (decompression bombs).",

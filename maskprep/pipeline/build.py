@@ -29,12 +29,22 @@ from maskprep._version import __version__
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError, StoreError
 from maskprep.ingest import Dataset, SampleSource, discover
+from maskprep.pipeline.blocks import (
+    block_regions,
+    block_works,
+    config_block,
+    load_block_infos,
+    save_block_infos,
+    scan_block_or_problem,
+)
 from maskprep.pipeline.kernels import KernelWarmup
 from maskprep.pipeline.runner import Progress, Runner, check_scheduler
 from maskprep.pipeline.scan import (
+    PendingBlocks,
     SampleInfo,
     SampleProblem,
     add_stats,
+    blockwise_info,
     plain,
     scan_group,
     stats_of,
@@ -49,6 +59,7 @@ from maskprep.store import (
     StoreMetadata,
     check_directory,
     create_store,
+    done_parts,
     done_shards,
     make_directory,
     mark_complete,
@@ -332,21 +343,29 @@ def _write_store(
     with Runner(*runner_args) as runner:
         if resume is None:
             metadata, infos, good, shapes = _scan(dataset, files, config, runner, on_error, wanted)
+            # Before anything is written: a block that cannot be built fails here.
+            works = block_works(infos, good, config, metadata.layout_info)
             if replacing and target == loc:
                 loc.remove()
             if target.is_local:
                 make_directory(target.path, "the output store")
             meta = create_store(target, metadata, config.zstd_level, shapes=shapes)
+            save_block_infos(target, infos)
         else:
             meta = resume
             by_id = {s.sample_id: s for s in dataset.samples}
             good = [by_id[i] for i in meta.sample_ids]
-            infos = _infos_from_meta(meta, loc)
+            infos = load_block_infos(target, _infos_from_meta(meta, loc), meta.layout_info)
+            works = block_works(infos, good, config, meta.layout_info)
         layout = meta.layout_info
         lut = weight_lookup(config.void_label, config.num_classes, meta.class_weights)
         done = done_shards(target)
-        writes = [
-            dask.delayed(write_sample_shard)(
+        parts_done = done_parts(target)
+        writes = []
+        for k, (a, b) in enumerate(layout.shard_bounds()):
+            if k in done:
+                continue
+            args = (
                 target,
                 k,
                 a,
@@ -357,9 +376,14 @@ def _write_store(
                 lut,
                 plain(_fingerprints(good[a:b], files)),
             )
-            for k, (a, b) in enumerate(layout.shard_bounds())
-            if k not in done
-        ]
+            if k not in works:
+                writes.append(dask.delayed(write_sample_shard)(*args))
+                continue
+            for part, part_works in enumerate(works[k]):
+                if (k, part) not in parts_done:
+                    writes.append(
+                        dask.delayed(write_sample_shard)(*args, part=part, blocks=plain(part_works))
+                    )
         warmup.wait()
         runner.compute(writes, f"writing {len(writes)} shard(s)")
     return mark_complete(target, meta), layout, len(writes)
@@ -392,6 +416,49 @@ def _infos_from_meta(meta: StoreMetadata, loc: Location) -> list[SampleInfo]:
     ]
 
 
+def _scan_blocks(
+    samples: Sequence[SampleSource],
+    scanned: list[SampleInfo | SampleProblem | PendingBlocks],
+    config: BuildConfig,
+    runner: Runner,
+) -> tuple[list[SampleInfo | SampleProblem], list[tuple[int, ...]]]:
+    """Scan the blocks of the samples pass 1 left pending, one task a block.
+
+    Returns every sample's result and the class counts of the pending train
+    samples (not yet in the tree reduction's statistics).
+    """
+    import dask
+
+    pending = [(i, r) for i, r in enumerate(scanned) if isinstance(r, PendingBlocks)]
+    if not pending:
+        return scanned, []  # type: ignore[return-value]
+    tasks, owners = [], []
+    for i, p in pending:
+        block = config_block(config, len(p.shape))
+        assert block is not None
+        for pos, region in block_regions(p.shape, block):
+            tasks.append(
+                dask.delayed(scan_block_or_problem)(samples[i], config, p.shape, pos, region)
+            )
+            owners.append(i)
+    results = runner.compute(tasks, f"scanning {len(tasks)} block(s) of {len(pending)} sample(s)")
+    by_sample: dict[int, list[Any]] = {}
+    for i, r in zip(owners, results, strict=True):
+        by_sample.setdefault(i, []).append(r)
+    out: list[SampleInfo | SampleProblem] = list(scanned)  # type: ignore[arg-type]
+    train: list[tuple[int, ...]] = []
+    for i, p in pending:
+        problem = next((r for r in by_sample[i] if isinstance(r, SampleProblem)), None)
+        if problem is not None:
+            out[i] = problem
+            continue
+        info = blockwise_info(p, by_sample[i])
+        out[i] = info
+        if info.split == "train":
+            train.append(info.class_counts)
+    return out, train
+
+
 def _scan(
     dataset: Dataset,
     files: dict[Path, tuple[str, int, int]],
@@ -411,6 +478,9 @@ def _scan(
     results = runner.compute([*scans, stats_total], f"scanning {len(samples)} sample(s)")
     scanned = [r for group_results, _ in results[:-1] for r in group_results]
     stats: ClassStats = results[-1]
+    scanned, big_train = _scan_blocks(samples, scanned, config, runner)
+    if big_train:
+        stats = stats + ClassStats.from_sample_counts(big_train, config.num_classes)
     problems = [SampleProblem(sid, msg) for sid, msg in dataset.problems]
     problems += [r for r in scanned if isinstance(r, SampleProblem)]
     if problems and on_error == "fail":

@@ -18,14 +18,19 @@ import numpy as np
 
 from maskprep.config import BuildConfig
 from maskprep.errors import StoreError
+from maskprep.pipeline.blocks import _grow, _inside, is_blockwise
 from maskprep.pipeline.kernels import KernelWarmup
 from maskprep.pipeline.runner import Progress, Runner
 from maskprep.pipeline.write import write_blocks
 from maskprep.store import (
     Location,
     StoreLayout,
+    done_parts,
     mark_complete,
+    put_shard_file,
     read_store_metadata,
+    record_part,
+    shard_encoder,
     write_metadata,
     writer_lock,
 )
@@ -85,9 +90,72 @@ def _reweight_shard(
     return shard
 
 
+def _reweight_part(
+    loc: Location,
+    shard: int,
+    part: int,
+    start: int,
+    stop: int,
+    config: BuildConfig,
+    layout: StoreLayout,
+    lut: np.ndarray,
+    unchanged: dict[str, str | None],
+) -> int:
+    """Reweight one spatial shard of a shard holding a sample built block by block.
+
+    Each sample's part of it is recomputed from its labels and instances
+    read over the part grown by the reweighted targets' halo (zarr reads
+    only the chunks that touches), so memory stays bounded by the block.
+    """
+    import zarr
+
+    group = zarr.open_group(loc.zarr_store(), mode="r")
+    shapes = np.asarray(group["shapes"][start:stop])  # type: ignore[index]
+    names = _reweighted(layout)
+    ndim = len(layout.spatial_shape)
+    halo = tuple(
+        max((TARGETS.get(n).halo(ndim, config)[a] for n in names), default=0) for a in range(ndim)
+    )
+    pos, region = layout.spatial_shards()[part]
+    encoders = {name: shard_encoder(layout, name, pos, config.zstd_level) for name in names}
+    for j in range(stop - start):
+        shape = tuple(int(v) for v in shapes[j])
+        mine = tuple(slice(r.start, min(r.stop, n)) for r, n in zip(region, shape, strict=True))
+        if any(m.start >= m.stop for m in mine):
+            continue
+        crop = _grow(mine, halo, shape)
+        labels = np.asarray(group["labels"][(start + j, *crop)])  # type: ignore[index]
+        instances = np.asarray(group["instances"][(start + j, *crop)])  # type: ignore[index]
+        sample = TargetInput(None, labels, instances, config, lut)
+        inner = _inside(crop, mine)
+        for name in names:
+            encoders[name].add(j, (0,) * ndim, TARGETS.get(name).compute(sample)[inner])
+    checksums = dict(unchanged)
+    for name, enc in encoders.items():
+        key = layout.shard_key(name, shard, pos)
+        checksums[name] = put_shard_file(loc, key, enc.finish())
+    record_part(
+        loc,
+        shard,
+        part,
+        {"shard": shard, "part": part, "samples": [start, stop], "checksums": checksums},
+    )
+    return shard
+
+
 def _reweighted(layout: StoreLayout) -> list[str]:
     """The stored targets that depend on the class weights."""
     return [t.name for t in layout.targets if TARGETS.get(t.name).uses_class_weights]
+
+
+def _check_local(layout: StoreLayout, loc: Location) -> None:
+    for name in _reweighted(layout):
+        if TARGETS.get(name).context != "local":
+            raise StoreError(
+                f"{loc}: target {name!r} depends on the class weights and needs more than "
+                "a halo around each block; its samples built block by block cannot be "
+                "reweighted (rebuild with the new class weights instead)"
+            )
 
 
 def reweight(
@@ -129,6 +197,7 @@ def _reweight_locked(
     t0: float,
 ) -> ReweightSummary:
     import dask
+    import zarr
 
     meta = read_store_metadata(loc)
     if meta is None:
@@ -159,9 +228,7 @@ def _reweight_locked(
     )
     layout = meta.layout_info
     missing = [
-        name
-        for name in (*layout.array_names, "shapes")
-        if not loc.exists(f"{name}/zarr.json")
+        name for name in (*layout.array_names, "shapes") if not loc.exists(f"{name}/zarr.json")
     ]
     if missing:
         raise StoreError(
@@ -170,10 +237,25 @@ def _reweight_locked(
         )
     lut = weight_lookup(build_cfg.void_label, build_cfg.num_classes, weights)
     checksums = meta.shard_checksums or ()
-    tasks = [
-        dask.delayed(_reweight_shard)(loc, k, a, b, build_cfg, layout, lut, checksums[k])
-        for k, (a, b) in enumerate(layout.shard_bounds())
-    ]
+    shapes = np.asarray(zarr.open_array(loc.zarr_store(), path="shapes", mode="r")[:])
+    parts = done_parts(loc)
+    tasks = []
+    for k, (a, b) in enumerate(layout.shard_bounds()):
+        if not any(is_blockwise(tuple(shapes[j]), layout.block) for j in range(a, b)):
+            tasks.append(
+                dask.delayed(_reweight_shard)(loc, k, a, b, build_cfg, layout, lut, checksums[k])
+            )
+            continue
+        _check_local(layout, loc)
+        for part in range(len(layout.spatial_shards())):
+            kept = {
+                n: d
+                for n, d in parts.get((k, part), {}).get("checksums", {}).items()
+                if n not in _reweighted(layout)
+            }
+            tasks.append(
+                dask.delayed(_reweight_part)(loc, k, part, a, b, build_cfg, layout, lut, kept)
+            )
     # Connect first (an unreachable scheduler changes nothing), then mark the
     # store incomplete before touching any shard: a crash from there on leaves
     # a store that readers refuse, not one with mixed weights.

@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError
-from maskprep.ingest import LAYOUTS, LoadedSample, ReadOptions, SampleSource, read_sample
+from maskprep.ingest import (
+    LAYOUTS,
+    LoadedSample,
+    ReadOptions,
+    SampleSource,
+    is_chunked,
+    probe_sample,
+    read_sample,
+)
+from maskprep.pipeline.blocks import (
+    BlockScan,
+    InstanceTable,
+    block_regions,
+    config_block,
+    is_blockwise,
+    merge_block_scans,
+)
 from maskprep.voidfill import sample_labels, with_void_border
 from maskprep.weighting import ClassStats, count_classes
 
 __all__ = [
+    "PendingBlocks",
     "SampleInfo",
     "SampleProblem",
+    "blockwise_info",
     "load_sample",
     "plain",
     "scan_group",
@@ -38,6 +56,25 @@ class SampleInfo:
     void_pixels: int
     n_instances: int
     notes: tuple[str, ...] = ()
+    #: Per block (C order of :func:`~maskprep.pipeline.blocks.block_regions`):
+    #: class counts, for a sample built block by block; None for others.
+    block_counts: tuple[tuple[int, ...], ...] | None = None
+    #: Ids and boxes of every instance, for a sample built block by block.
+    instance_table: InstanceTable | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class PendingBlocks:
+    """A sample of a chunked input longer than the block: scanned block by block next.
+
+    Its shape and image come from the input's metadata, nothing was decoded.
+    """
+
+    sample_id: str
+    split: str
+    shape: tuple[int, ...]
+    channels: int | None
+    image_dtype: str
 
 
 @dataclass(frozen=True)
@@ -86,8 +123,15 @@ def count_instances(instances: np.ndarray) -> int:
     return int(ids.size - (1 if ids[0] == 0 else 0))
 
 
-def scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo:
-    """Check one sample and count it (its image is checked, not decoded)."""
+def scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo | PendingBlocks:
+    """Check one sample and count it (its image is checked, not decoded).
+
+    A sample of a chunked input longer than the block is only probed
+    (:class:`PendingBlocks`): its blocks are scanned by their own tasks.
+    """
+    pending = _pending_blocks(src, config)
+    if pending is not None:
+        return pending
     s = load_sample(src, config, image=False)
     labels = sample_labels(s, config.void_label, np.uint16)
     per = count_classes(labels, config.void_label, config.num_classes)
@@ -115,32 +159,79 @@ def scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo:
                 f"{src.image}: image has {bad:,} NaN or infinite value(s), stored as they "
                 "are (they propagate through normalisation and losses)"
             )
+    shape = tuple(int(n) for n in s.instances.shape)
+    block = config_block(config, len(shape))
+    block_counts = table = None
+    if block is not None and is_blockwise(shape, block):
+        # Read whole (its format allows nothing else), but built block by
+        # block: pass 2 needs each block's counts and every instance's box.
+        block_counts = tuple(
+            tuple(int(c) for c in count_classes(labels[r], config.void_label, config.num_classes))
+            for _, r in block_regions(shape, block)
+        )
+        table = InstanceTable.of(s.instances)
     return SampleInfo(
         sample_id=src.sample_id,
         split=src.split,
-        shape=tuple(int(n) for n in s.instances.shape),
+        shape=shape,
         channels=None if channels is None else int(channels),
         image_dtype=str(s.image_dtype),
         class_counts=tuple(int(n) for n in per),
         void_pixels=int(s.void.sum()),
         n_instances=count_instances(s.instances),
         notes=tuple(notes),
+        block_counts=block_counts,
+        instance_table=table,
+    )
+
+
+def _pending_blocks(src: SampleSource, config: BuildConfig) -> PendingBlocks | None:
+    if config.tile is None or not is_chunked(src):
+        return None
+    geo = probe_sample(
+        src,
+        unlabeled_value=config.unlabeled_value,
+        max_pixels=config.max_pixels,
+        source=config.source,
+        void_label=config.void_label,
+    )
+    if not is_blockwise(geo.shape, config_block(config, len(geo.shape))):
+        return None
+    ndim = len(geo.shape)
+    channels = geo.image_shape[-1] if len(geo.image_shape) == ndim + 1 else None
+    return PendingBlocks(
+        src.sample_id, src.split, tuple(geo.shape), channels, str(np.dtype(geo.image_dtype))
+    )
+
+
+def blockwise_info(pending: PendingBlocks, scans: Sequence[BlockScan]) -> SampleInfo:
+    """The :class:`SampleInfo` of a sample scanned block by block."""
+    counts, void, table = merge_block_scans(scans)
+    return SampleInfo(
+        sample_id=pending.sample_id,
+        split=pending.split,
+        shape=pending.shape,
+        channels=pending.channels,
+        image_dtype=pending.image_dtype,
+        class_counts=counts,
+        void_pixels=void,
+        n_instances=int(table.ids.size),
+        block_counts=tuple(s.class_counts for s in scans),
+        instance_table=table,
     )
 
 
 def scan_group(
     sources: Sequence[SampleSource], config: BuildConfig
-) -> tuple[list[SampleInfo | SampleProblem], ClassStats]:
+) -> tuple[list[SampleInfo | SampleProblem | PendingBlocks], ClassStats]:
     """Scan samples; their results, and the exact statistics of the train ones."""
-    results: list[SampleInfo | SampleProblem] = []
+    results: list[SampleInfo | SampleProblem | PendingBlocks] = []
     for src in sources:
         try:
             results.append(scan_sample(src, config))
         except DataError as exc:
             results.append(SampleProblem(src.sample_id, str(exc)))
-    train = [
-        r.class_counts for r in results if isinstance(r, SampleInfo) and r.split == "train"
-    ]
+    train = [r.class_counts for r in results if isinstance(r, SampleInfo) and r.split == "train"]
     return results, ClassStats.from_sample_counts(train, config.num_classes)
 
 

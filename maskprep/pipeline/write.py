@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,13 +14,31 @@ import numpy as np
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError
 from maskprep.ingest import SampleSource
+from maskprep.pipeline.blocks import block_arrays, config_block
 from maskprep.pipeline.scan import SampleInfo, load_sample
-from maskprep.store import ArraySpec, Location, StoreLayout, record_shard, write_shard
+from maskprep.store import (
+    ArraySpec,
+    Location,
+    StoreLayout,
+    combine_checksums,
+    put_shard_file,
+    record_part,
+    record_shard,
+    shard_encoder,
+    write_shard,
+)
 from maskprep.targets import TARGETS, TargetInput
 from maskprep.voidfill import labels_dtype, sample_labels
 from maskprep.weighting import count_classes
 
-__all__ = ["plan_layout", "sample_arrays", "target_specs", "write_blocks", "write_sample_shard"]
+__all__ = [
+    "BlockWork",
+    "plan_layout",
+    "sample_arrays",
+    "target_specs",
+    "write_blocks",
+    "write_sample_shard",
+]
 
 # Test hook: seconds each shard task sleeps first, so a test can kill a build
 # between shards. Never set in normal use.
@@ -79,6 +98,20 @@ def write_blocks(
     return record
 
 
+@dataclass(frozen=True)
+class BlockWork:
+    """Pass 2's work on one block of a sample built block by block.
+
+    ``region`` is the block, ``crop`` what is read for it
+    (:func:`~maskprep.pipeline.blocks.block_crop`), ``class_counts`` what
+    pass 1 counted in it.
+    """
+
+    region: tuple[slice, ...]
+    crop: tuple[slice, ...]
+    class_counts: tuple[int, ...]
+
+
 def write_sample_shard(
     loc: Location,
     shard: int,
@@ -89,8 +122,19 @@ def write_sample_shard(
     layout: StoreLayout,
     weight_lut: np.ndarray,
     fingerprints: Sequence[Sequence[tuple[str, int, int]]] | None = None,
+    *,
+    part: int | None = None,
+    blocks: dict[tuple[int, tuple[int, ...]], BlockWork] | None = None,
 ) -> dict[str, Any]:
     """The task of pass 2: build and write shard ``shard`` (samples from ``start``).
+
+    With ``part``, only that spatial shard (flat index, C order) of the shard
+    is written, and marked on its own. ``blocks[j, position]`` is the work
+    on the block at ``position`` of the shard's ``j``-th sample when it is
+    built block by block (``infos[j].block_counts`` set); the other samples
+    lie in the first spatial shard and are computed whole. Samples are
+    compressed as soon as they are computed, so a task holds one sample (or
+    block) and the compressed shard, never the shard uncompressed.
 
     ``fingerprints`` holds, per sample, ``(path, size, mtime_ns)`` of its files
     as they were before pass 1. Every file is re-stat-ed after it is read here,
@@ -102,39 +146,102 @@ def write_sample_shard(
     delay = float(os.environ.get(SHARD_DELAY_ENV, "0") or 0)
     if delay:
         time.sleep(delay)
-    n = len(sources)
-    blocks = {
-        name: np.full(
-            (n, *layout.array_shape(name)[1:]), layout.fill_value(name), dtype=layout.dtype(name)
-        )
-        for name in layout.array_names
+    shards = layout.spatial_shards()
+    chosen = shards if part is None else [shards[part]]
+    origin = (0,) * len(layout.spatial_shape)
+    digests: dict[str, list[tuple[str, str | None]]] = {n: [] for n in layout.array_names}
+    for pos, _ in chosen:
+        encoders = {
+            name: shard_encoder(layout, name, pos, config.zstd_level) for name in layout.array_names
+        }
+        for j, (src, info) in enumerate(zip(sources, infos, strict=True)):
+            if info.block_counts is None:
+                if any(pos):
+                    continue  # a sample built whole lies in the first spatial shard
+                arrays = _whole_sample(src, info, config, layout, weight_lut, fingerprints, j)
+            else:
+                work = (blocks or {}).get((j, pos))
+                if work is None:
+                    continue
+                arrays = _sample_block(src, work, config, layout, weight_lut)
+            for name, arr in arrays.items():
+                encoders[name].add(j, origin, arr)
+            del arrays
+        for name, enc in encoders.items():
+            key = layout.shard_key(name, shard, pos)
+            digests[name].append((key, put_shard_file(loc, key, enc.finish())))
+    if fingerprints is not None:
+        for j, info in enumerate(infos):
+            if info.block_counts is not None:
+                _check_unchanged(fingerprints[j])
+    samples = [start, start + len(sources)]
+    if part is not None:
+        record = {
+            "shard": shard,
+            "part": part,
+            "samples": samples,
+            "checksums": {name: d[0][1] for name, d in digests.items()},
+        }
+        record_part(loc, shard, part, record)
+        return record
+    record = {
+        "shard": shard,
+        "samples": samples,
+        "checksums": {name: combine_checksums(layout, d) for name, d in digests.items()},
     }
-    for j, (src, info) in enumerate(zip(sources, infos, strict=True)):
-        try:
-            arrays = sample_arrays(src, config, weight_lut, layout.dtype("labels"))
-        except DataError:
-            if fingerprints is not None:
-                _check_unchanged(fingerprints[j])  # say it changed, if that is why
-            raise
-        if arrays["labels"].shape != info.shape or str(arrays["image"].dtype) != info.image_dtype:
-            raise DataError(
-                f"{src.masks[0] if src.masks else src.image}: changed while the build was "
-                f"running (shape {arrays['labels'].shape} {arrays['image'].dtype}, "
-                f"was {info.shape} {info.image_dtype})"
-            )
+    record_shard(loc, shard, record)
+    return record
+
+
+def _whole_sample(
+    src: SampleSource,
+    info: SampleInfo,
+    config: BuildConfig,
+    layout: StoreLayout,
+    weight_lut: np.ndarray,
+    fingerprints: Sequence[Sequence[tuple[str, int, int]]] | None,
+    j: int,
+) -> dict[str, np.ndarray]:
+    try:
+        arrays = sample_arrays(src, config, weight_lut, layout.dtype("labels"))
+    except DataError:
         if fingerprints is not None:
-            _check_unchanged(fingerprints[j])
-        counts = count_classes(arrays["labels"], config.void_label, config.num_classes)
-        if tuple(int(c) for c in counts) != tuple(info.class_counts):
-            raise DataError(
-                f"{src.masks[0] if src.masks else src.image}: changed while the build was "
-                f"running (class counts {counts.tolist()}, pass 1 counted "
-                f"{list(info.class_counts)}); the store is left incomplete"
-            )
-        window: tuple[int | slice, ...] = (j, *(slice(0, k) for k in info.shape))
-        for name, arr in arrays.items():
-            blocks[name][window] = arr
-    return write_blocks(loc, layout, shard, start, blocks, config.zstd_level)
+            _check_unchanged(fingerprints[j])  # say it changed, if that is why
+        raise
+    if arrays["labels"].shape != info.shape or str(arrays["image"].dtype) != info.image_dtype:
+        raise DataError(
+            f"{src.masks[0] if src.masks else src.image}: changed while the build was "
+            f"running (shape {arrays['labels'].shape} {arrays['image'].dtype}, "
+            f"was {info.shape} {info.image_dtype})"
+        )
+    if fingerprints is not None:
+        _check_unchanged(fingerprints[j])
+    _check_counts(src, arrays["labels"], info.class_counts, config)
+    return arrays
+
+
+def _sample_block(
+    src: SampleSource,
+    work: BlockWork,
+    config: BuildConfig,
+    layout: StoreLayout,
+    weight_lut: np.ndarray,
+) -> dict[str, np.ndarray]:
+    arrays = block_arrays(src, config, weight_lut, layout.dtype("labels"), work.region, work.crop)
+    _check_counts(src, arrays["labels"], work.class_counts, config)
+    return arrays
+
+
+def _check_counts(
+    src: SampleSource, labels: np.ndarray, expected: Sequence[int], config: BuildConfig
+) -> None:
+    counts = count_classes(labels, config.void_label, config.num_classes)
+    if tuple(int(c) for c in counts) != tuple(expected):
+        raise DataError(
+            f"{src.masks[0] if src.masks else src.image}: changed while the build was "
+            f"running (class counts {counts.tolist()}, pass 1 counted "
+            f"{list(expected)}); the store is left incomplete"
+        )
 
 
 def _check_unchanged(files: Sequence[tuple[str, int, int]]) -> None:
@@ -188,4 +295,5 @@ def plan_layout(
         void_label=config.void_label,
         targets=target_specs(config, ndim),
         tile=config.tile,
+        block=config_block(config, ndim),
     )

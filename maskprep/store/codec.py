@@ -33,6 +33,7 @@ from maskprep.errors import StoreError
 __all__ = [
     "MISSING",
     "ZSTD_MAGIC",
+    "ShardEncoder",
     "UnsupportedFormat",
     "crc32c",
     "decode_chunk_into",
@@ -125,6 +126,126 @@ def morton_order(grid: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(code, kind="stable"))
 
 
+class ShardEncoder:
+    """One shard's bytes, built chunk by chunk, as zarr-python writes them.
+
+    A task adds each sample's part of the shard as it computes it
+    (:meth:`add`) and keeps only compressed chunks, so its memory is one
+    sample's block plus the shard's compressed size, not the shard
+    uncompressed; :meth:`finish` lays the chunks out in zarr's Morton order
+    with the index and its crc32c. ``shard_shape`` and ``chunk_shape`` are
+    the shapes after the sample axis (``shard_shape`` a multiple of
+    ``chunk_shape``); ``extent`` is the part of the shard inside the array
+    (default: all of it): chunks beyond it are never written. Chunks equal
+    to ``fill_value`` are left out, as with zarr's default
+    ``write_empty_chunks=False``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> enc = ShardEncoder(2, (4, 4), (2, 4), np.dtype("uint8"), 0, 3)
+    >>> enc.add(1, (2, 0), np.ones((2, 4), np.uint8))  # sample 1, the second chunk row
+    >>> data = enc.finish()
+    >>> len(data) > index_nbytes(4), ShardEncoder(1, (4,), (4,), np.dtype("u1"), 0, 3).finish()
+    (True, None)
+    """
+
+    def __init__(
+        self,
+        n_slots: int,
+        shard_shape: tuple[int, ...],
+        chunk_shape: tuple[int, ...],
+        dtype: np.dtype[Any],
+        fill_value: Any,
+        zstd_level: int,
+        *,
+        extent: tuple[int, ...] | None = None,
+    ) -> None:
+        from numcodecs import Zstd
+
+        self.shard_shape = tuple(int(e) for e in shard_shape)
+        self.chunk_shape = tuple(int(c) for c in chunk_shape)
+        self.extent = self.shard_shape if extent is None else tuple(int(e) for e in extent)
+        if (
+            len(self.chunk_shape) != len(self.shard_shape)
+            or len(self.extent) != len(self.shard_shape)
+            or any(c < 1 or e % c for c, e in zip(self.chunk_shape, self.shard_shape, strict=True))
+            or any(b > e for b, e in zip(self.extent, self.shard_shape, strict=True))
+            or n_slots < 1
+        ):
+            raise ValueError(
+                f"no shard of {n_slots} samples of {self.shard_shape} in chunks of "
+                f"{self.chunk_shape} with extent {self.extent}"
+            )
+        self.n_slots = int(n_slots)
+        self.dtype = np.dtype(dtype)
+        self.fill_value = fill_value
+        self.grid = (
+            self.n_slots,
+            *(e // c for e, c in zip(self.shard_shape, self.chunk_shape, strict=True)),
+        )
+        self._codec = Zstd(level=zstd_level, checksum=False)
+        self._little = self.dtype.newbyteorder("<")
+        self._chunks: dict[int, bytes] = {}
+
+    def add(self, slot: int, origin: tuple[int, ...], data: np.ndarray) -> None:
+        """Add the chunks of ``data``: sample ``slot``'s values from ``origin`` in the shard.
+
+        ``origin`` lies on the chunk grid (trailing axes left out are 0, as for
+        a channel axis held whole); ``data`` covers whole chunks, except
+        where it ends at :attr:`extent` or at the end of the sample (the rest
+        of such a chunk is ``fill_value``: padding).
+        """
+        origin = (*origin, *(0,) * (len(self.chunk_shape) - len(origin)))  # channels: whole
+        if not 0 <= slot < self.n_slots or len(origin) != len(self.chunk_shape):
+            raise ValueError(f"no slot {slot} / origin {origin} in a shard of {self.grid}")
+        if any(o % c for o, c in zip(origin, self.chunk_shape, strict=True)):
+            raise ValueError(f"origin {origin} is not on the chunk grid {self.chunk_shape}")
+        first = [o // c for o, c in zip(origin, self.chunk_shape, strict=True)]
+        counts = [
+            -(-min(n, e - o) // c) if e > o else 0
+            for n, o, e, c in zip(data.shape, origin, self.extent, self.chunk_shape, strict=True)
+        ]
+        whole = data.shape == self.chunk_shape
+        for rel in np.ndindex(*counts):
+            window = tuple(
+                slice(r * c, min((r + 1) * c, n, e - o))
+                for r, c, n, o, e in zip(
+                    rel, self.chunk_shape, data.shape, origin, self.extent, strict=True
+                )
+            )
+            piece = data if whole else data[window]
+            if piece.shape != self.chunk_shape:
+                padded = np.full(self.chunk_shape, self.fill_value, dtype=self.dtype)
+                padded[tuple(slice(0, k) for k in piece.shape)] = piece
+                piece = padded
+            if _is_fill(piece, self.fill_value):
+                continue
+            pos = (slot, *(f + r for f, r in zip(first, rel, strict=True)))
+            flat = int(np.ravel_multi_index(pos, self.grid))
+            raw = np.ascontiguousarray(piece, dtype=self._little)
+            self._chunks[flat] = bytes(self._codec.encode(raw))
+
+    def finish(self) -> bytes | None:
+        """The shard's bytes (chunks, index, crc32c), or None if every chunk is fill."""
+        if not self._chunks:
+            return None
+        n_chunks = int(np.prod(self.grid, dtype=np.int64))
+        index = np.full((n_chunks, 2), MISSING, dtype="<u8")
+        parts: list[bytes] = []
+        offset = 0
+        for flat in morton_order(self.grid):
+            data = self._chunks.get(flat)
+            if data is None:
+                continue
+            index[flat] = (offset, len(data))
+            parts.append(data)
+            offset += len(data)
+        index_bytes = index.tobytes()
+        crc = crc32c(index_bytes).to_bytes(4, "little")
+        return b"".join(parts) + index_bytes + crc
+
+
 def encode_shard(
     block: np.ndarray,
     n_slots: int,
@@ -144,7 +265,8 @@ def encode_shard(
     part inside the array (it may end earlier along any axis, at the array's
     edge). Chunks crossing that edge are padded with ``fill_value``; chunks
     beyond it, and chunks equal to the fill value, are left out. The bytes
-    are zarr-python's for the same data, chunks in Morton order.
+    are zarr-python's for the same data, chunks in Morton order
+    (:class:`ShardEncoder` does the work).
 
     Examples
     --------
@@ -159,66 +281,30 @@ def encode_shard(
     >>> len(tiled) - index_nbytes(2 * 3)  > 0  # 3 tiles of 1 sample written, 3 slots empty
     True
     """
-    from numcodecs import Zstd
-
     sample = tuple(block.shape[1:])
     chunk = sample if chunk_shape is None else tuple(chunk_shape)
     if shard_shape is None:  # the sample rounded up to whole chunks
         extent = tuple(-(-b // c) * c for b, c in zip(sample, chunk, strict=False))
     else:
         extent = tuple(shard_shape)
-    if (
-        len(chunk) != len(sample)
-        or len(extent) != len(sample)
-        or any(c < 1 or e % c for c, e in zip(chunk, extent, strict=True))
-        or any(b > e for b, e in zip(sample, extent, strict=True))
-        or block.shape[0] > n_slots
-    ):
+    if len(chunk) != len(sample) or len(extent) != len(sample) or block.shape[0] > n_slots:
         raise ValueError(
             f"a block of shape {block.shape} does not fit a shard of {n_slots} samples "
             f"of {extent} in chunks of {chunk}"
         )
-    codec = Zstd(level=zstd_level, checksum=False)
-    little = block.dtype.newbyteorder("<")
-    grid = (n_slots, *(e // c for e, c in zip(extent, chunk, strict=True)))
-    n_chunks = int(np.prod(grid, dtype=np.int64))
-    index = np.full((n_chunks, 2), MISSING, dtype="<u8")
-    parts: list[bytes] = []
-    offset = 0
-    whole = chunk == extent == sample
-    order = range(n_chunks) if whole else morton_order(grid)
-    for flat in order:
-        pos = (flat,) if whole else tuple(int(p) for p in np.unravel_index(flat, grid))
-        j = pos[0]
-        if j >= block.shape[0]:
-            continue
-        if whole:
-            piece = block[j]
-        else:
-            window: tuple[slice, ...] = tuple(
-                slice(p * c, min((p + 1) * c, b))
-                for p, c, b in zip(pos[1:], chunk, sample, strict=True)
-            )
-            if any(w.start >= w.stop for w in window):
-                continue  # beyond the array's edge
-            key: tuple[int | slice, ...] = (j, *window)
-            piece = block[key]
-            if piece.shape != chunk:
-                padded = np.full(chunk, fill_value, dtype=block.dtype)
-                padded[tuple(slice(0, k) for k in piece.shape)] = piece
-                piece = padded
-        if _is_fill(piece, fill_value):
-            continue
-        raw = np.ascontiguousarray(piece, dtype=little)
-        data = bytes(codec.encode(raw))
-        index[flat] = (offset, len(data))
-        parts.append(data)
-        offset += len(data)
-    if not parts:
-        return None
-    index_bytes = index.tobytes()
-    crc = crc32c(index_bytes).to_bytes(4, "little")
-    return b"".join(parts) + index_bytes + crc
+    try:
+        enc = ShardEncoder(
+            n_slots, extent, chunk, block.dtype, fill_value, zstd_level, extent=sample
+        )
+    except ValueError:
+        raise ValueError(
+            f"a block of shape {block.shape} does not fit a shard of {n_slots} samples "
+            f"of {extent} in chunks of {chunk}"
+        ) from None
+    origin = (0,) * len(sample)
+    for j in range(block.shape[0]):
+        enc.add(j, origin, block[j])
+    return enc.finish()
 
 
 # --------------------------------------------------------------------------- decoding

@@ -22,6 +22,7 @@ from maskprep.weighting import ClassStats, ClassWeightConfig
 __all__ = [
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
+    "DEFAULT_BLOCK",
     "FORMAT_VERSION",
     "FORMAT_VERSIONS",
     "MAX_TILES_PER_SHARD",
@@ -31,6 +32,7 @@ __all__ = [
     "ArraySpec",
     "StoreLayout",
     "StoreMetadata",
+    "default_block",
 ]
 
 #: Format of an untiled store (one chunk per sample); the default.
@@ -47,6 +49,19 @@ MAX_TILES_PER_SHARD = 8
 CORE_ARRAYS = ("image", "labels", "instances")
 #: Arrays of a store whose metadata lists none (every store before targets).
 DEFAULT_ARRAYS = (*CORE_ARRAYS, "weights")
+#: Default block (shard extent along each spatial axis, in pixels) by dimensionality.
+DEFAULT_BLOCK = {2: 2048, 3: 256}
+
+
+def default_block(ndim: int, tile: int) -> int:
+    """The default block of a tiled store: :data:`DEFAULT_BLOCK`, in whole tiles.
+
+    >>> default_block(2, 256), default_block(3, 64), default_block(3, 100)
+    (2048, 256, 300)
+    """
+    return -(-DEFAULT_BLOCK.get(ndim, DEFAULT_BLOCK[3]) // tile) * tile
+
+
 #: ``creating`` -> ``writing`` -> ``complete``; ``reweighting`` while reweight runs.
 STAGES = ("creating", "writing", "complete", "reweighting")
 
@@ -83,7 +98,10 @@ class StoreLayout:
     spatial axis (:attr:`tile_shape`, clipped to the spatial shape); a shard
     then spans ``shard_size`` samples and :attr:`shard_spatial_shape`: the
     whole padded spatial shape, rounded up to whole tiles, along each axis
-    of at most :data:`MAX_TILES_PER_SHARD` tiles, else that many tiles. With
+    of at most ``block`` pixels (a multiple of ``tile``; None in stores made
+    before blocks: :data:`MAX_TILES_PER_SHARD` tiles), else ``block``. A
+    sample longer than ``block`` along an axis is built block by block, one
+    task per spatial shard. With
     ``tile=None`` (format 1) a chunk is a whole sample and shards split only
     the sample axis; the tile keys are then not written.
 
@@ -107,10 +125,15 @@ class StoreLayout:
     void_label: int
     targets: tuple[ArraySpec, ...] = (_WEIGHTS,)
     tile: int | None = None
+    block: int | None = None
 
     def __post_init__(self) -> None:
         if self.tile is not None and (not isinstance(self.tile, int) or self.tile < 1):
             raise ValueError(f"tile must be a positive integer or None, got {self.tile!r}")
+        if self.block is not None and (
+            self.tile is None or not isinstance(self.block, int) or self.block % self.tile
+        ):
+            raise ValueError(f"block must be a multiple of tile {self.tile}, got {self.block!r}")
 
     @property
     def tiled(self) -> bool:
@@ -127,11 +150,12 @@ class StoreLayout:
 
     @property
     def shard_spatial_shape(self) -> tuple[int, ...]:
-        """Spatial extent of one shard: whole tiles, at most MAX_TILES_PER_SHARD per axis."""
+        """Spatial extent of one shard: whole tiles, at most ``block`` pixels per axis."""
         if self.tile is None:
             return self.spatial_shape
+        most = MAX_TILES_PER_SHARD if self.block is None else self.block // self.tile
         return tuple(
-            t * min(-(-s // t), MAX_TILES_PER_SHARD)
+            t * min(-(-s // t), most)
             for s, t in zip(self.spatial_shape, self.tile_shape, strict=True)
         )
 
@@ -232,6 +256,8 @@ class StoreLayout:
             out["tile"] = self.tile
             out["tile_shape"] = list(self.tile_shape)
             out["shard_spatial_shape"] = list(self.shard_spatial_shape)
+        if self.block is not None:
+            out["block"] = self.block
         return out
 
     @classmethod
@@ -248,6 +274,7 @@ class StoreLayout:
             void_label=int(d["void_label"]),
             targets=targets,
             tile=None if tile is None else int(tile),
+            block=None if d.get("block") is None else int(d["block"]),
         )
         for key in ("tile_shape", "shard_spatial_shape"):
             if key in d and tuple(int(v) for v in d[key]) != getattr(layout, key):

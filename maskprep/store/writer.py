@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from maskprep.errors import StoreError
-from maskprep.store.codec import encode_shard
+from maskprep.store.codec import ShardEncoder
 from maskprep.store.location import Location
 from maskprep.store.metadata import SHAPES_KEY, StoreLayout, StoreMetadata
 
@@ -145,6 +145,42 @@ def shard_checksums(loc: Location, layout: StoreLayout, shard: int) -> dict[str,
     return out
 
 
+def shard_encoder(
+    layout: StoreLayout, name: str, position: tuple[int, ...], zstd_level: int
+) -> ShardEncoder:
+    """An encoder of the file of array ``name`` at spatial shard ``position``.
+
+    Samples are added with their values in that spatial shard's region,
+    origin 0 (:meth:`ShardEncoder.add`).
+    """
+    ndim = len(layout.spatial_shape)
+    channels = layout.chunk_shape(name)[1 + ndim :]
+    region = dict(layout.spatial_shards())[tuple(position)]
+    return ShardEncoder(
+        layout.shard_size,
+        (*layout.shard_spatial_shape, *channels),
+        (*layout.tile_shape, *channels),
+        layout.dtype(name),
+        layout.fill_value(name),
+        zstd_level,
+        extent=(*(r.stop - r.start for r in region), *channels),
+    )
+
+
+def put_shard_file(loc: Location, key: str, data: bytes | None) -> str | None:
+    """Write (or, for an all-fill shard, delete) one shard file; its sha256 or None."""
+    if data is None:
+        loc.delete(key)
+        return None
+    loc.write_bytes(key, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def combine_checksums(layout: StoreLayout, digests: Sequence[tuple[str, str | None]]) -> str | None:
+    """One array's shard checksum from its files' ``(key, sha256)``, in spatial-shard order."""
+    return digests[0][1] if not layout.tiled else _combined(digests)
+
+
 def write_shard(
     loc: Location, layout: StoreLayout, shard: int, name: str, block: np.ndarray, zstd_level: int
 ) -> str | None:
@@ -155,36 +191,15 @@ def write_shard(
     hold only fill are not written), with the combined checksum of
     :func:`shard_checksums`.
     """
-    fill = layout.fill_value(name)
-    if not layout.tiled:
-        data = encode_shard(block, layout.shard_size, fill, zstd_level)
-        key = layout.shard_key(name, shard)
-        if data is None:
-            loc.delete(key)
-            return None
-        loc.write_bytes(key, data)
-        return hashlib.sha256(data).hexdigest()
-    channels = layout.chunk_shape(name)[1 + len(layout.spatial_shape) :]
-    chunk = (*layout.tile_shape, *channels)
-    extent = (*layout.shard_spatial_shape, *channels)
     digests: list[tuple[str, str | None]] = []
+    origin = (0,) * len(layout.spatial_shape)
     for pos, region in layout.spatial_shards():
+        enc = shard_encoder(layout, name, pos, zstd_level)
+        for j in range(block.shape[0]):
+            enc.add(j, origin, block[(j, *region)])  # type: ignore[arg-type]
         key = layout.shard_key(name, shard, pos)
-        data = encode_shard(
-            block[(slice(None), *region)],
-            layout.shard_size,
-            fill,
-            zstd_level,
-            chunk_shape=chunk,
-            shard_shape=extent,
-        )
-        if data is None:
-            loc.delete(key)
-            digests.append((key, None))
-        else:
-            loc.write_bytes(key, data)
-            digests.append((key, hashlib.sha256(data).hexdigest()))
-    return _combined(digests)
+        digests.append((key, put_shard_file(loc, key, enc.finish())))
+    return combine_checksums(layout, digests)
 
 
 def record_shard(loc: Location, shard: int, record: dict[str, Any]) -> None:
@@ -192,9 +207,19 @@ def record_shard(loc: Location, shard: int, record: dict[str, Any]) -> None:
     loc.write_bytes(f"{_MARKERS}/{shard:06d}.json", json.dumps(record, sort_keys=True).encode())
 
 
-def done_shards(loc: Location) -> dict[int, dict[str, Any]]:
-    """Shards whose marker exists, with their records."""
-    out: dict[int, dict[str, Any]] = {}
+def record_part(loc: Location, shard: int, part: int, record: dict[str, Any]) -> None:
+    """Mark spatial shard ``part`` (flat, C order) of shard ``shard`` as written (atomic).
+
+    A shard of a sample built block by block is written one spatial shard
+    per task; its record's checksums are those of each array's one file.
+    """
+    loc.write_bytes(
+        f"{_MARKERS}/{shard:06d}.{part:06d}.json", json.dumps(record, sort_keys=True).encode()
+    )
+
+
+def _markers(loc: Location) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     for name in loc.list(_MARKERS):
         if not name.endswith(".json") or name.startswith("."):
             continue
@@ -202,10 +227,46 @@ def done_shards(loc: Location) -> dict[int, dict[str, Any]]:
         if raw is None:
             continue
         try:
-            out[int(name[:-5])] = json.loads(raw)
+            out[name[:-5]] = json.loads(raw)
         except ValueError:
             continue  # a torn marker means the shard is redone
     return out
+
+
+def done_shards(loc: Location) -> dict[int, dict[str, Any]]:
+    """Shards whose marker exists, with their records."""
+    return {int(k): v for k, v in _markers(loc).items() if k.isdigit()}
+
+
+def done_parts(loc: Location) -> dict[tuple[int, int], dict[str, Any]]:
+    """Spatial shards written by their own task (:func:`record_part`), with their records."""
+    out: dict[tuple[int, int], dict[str, Any]] = {}
+    for key, record in _markers(loc).items():
+        shard, _, part = key.partition(".")
+        if shard.isdigit() and part.isdigit():
+            out[int(shard), int(part)] = record
+    return out
+
+
+def _from_parts(
+    layout: StoreLayout, shard: int, parts: dict[tuple[int, int], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """A shard's record from the records of all its spatial shards; None if one is missing."""
+    positions = [pos for pos, _ in layout.spatial_shards()]
+    records = [parts.get((shard, flat)) for flat in range(len(positions))]
+    if any(r is None for r in records):
+        return None
+    checksums = {
+        name: combine_checksums(
+            layout,
+            [
+                (layout.shard_key(name, shard, pos), r["checksums"][name])  # type: ignore[index]
+                for pos, r in zip(positions, records, strict=True)
+            ],
+        )
+        for name in layout.array_names
+    }
+    return {"shard": shard, "samples": records[0]["samples"], "checksums": checksums}  # type: ignore[index]
 
 
 def mark_complete(loc: Location, meta: StoreMetadata) -> StoreMetadata:
@@ -218,7 +279,13 @@ def mark_complete(loc: Location, meta: StoreMetadata) -> StoreMetadata:
         If a shard has no marker (it was not written).
     """
     records = done_shards(loc)
+    parts = done_parts(loc)
     n_shards = len(meta.layout_info.shard_bounds())
+    for k in range(n_shards):
+        if k not in records:
+            whole = _from_parts(meta.layout_info, k, parts)
+            if whole is not None:
+                records[k] = whole
     missing = [k for k in range(n_shards) if k not in records]
     if missing:
         raise StoreError(f"{loc}: shards {missing[:10]} were not written; re-run to complete")

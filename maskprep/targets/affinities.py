@@ -97,7 +97,12 @@ def _channels(ndim: int, config: BuildConfig) -> int:
     return ndim if config.affinity_offsets is None else len(config.affinity_offsets)
 
 
-@simple_target("affinities", "uint8", channels=_channels)
+def _halo(ndim: int, config: BuildConfig) -> tuple[int, ...]:
+    offsets = config.affinity_offsets or [(-1,) * ndim]
+    return tuple(max(abs(o[a]) for o in offsets) for a in range(ndim))
+
+
+@simple_target("affinities", "uint8", channels=_channels, context="local", halo=_halo)
 def _affinities_target(sample: TargetInput) -> np.ndarray:
     """``affinities``: one uint8 channel per offset (``affinity_offsets``, default -1 per axis)."""
     return affinities(sample.instances, offsets=sample.config.affinity_offsets)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from maskprep.config import BuildConfig
 
 __all__ = [
+    "CONTEXTS",
     "TARGETS",
     "Target",
     "TargetInput",
@@ -61,10 +62,20 @@ class Target:
     fill_value: int | float = 0
     #: True if :meth:`compute` reads ``class_weight_lut``: ``reweight`` recomputes it.
     uses_class_weights: bool = False
+    #: What the value at a pixel depends on, which decides how a sample bigger
+    #: than a block is built (see :data:`CONTEXTS`): ``"local"``, the instances
+    #: within :meth:`halo` pixels; ``"instance"``, the whole instance the pixel
+    #: lies in (0 elsewhere); ``"sample"``, anything in the sample (such a
+    #: target cannot be built block by block: a clear error says so).
+    context: str = "sample"
 
     def channels(self, ndim: int, config: BuildConfig) -> int | None:
         """Length of a trailing channel axis, or None for a plain spatial array."""
         return None
+
+    def halo(self, ndim: int, config: BuildConfig) -> tuple[int, ...]:
+        """Pixels along each axis beyond which a ``"local"`` target does not look."""
+        return (0,) * ndim
 
     def compute(self, sample: TargetInput) -> np.ndarray:
         """The target of one sample: spatial shape (plus channels), :attr:`dtype`."""
@@ -76,6 +87,10 @@ class Target:
 
 _Compute = Callable[[TargetInput], np.ndarray]
 _Channels = int | Callable[[int, "BuildConfig"], int | None] | None
+_Halo = int | Callable[[int, "BuildConfig"], tuple[int, ...]]
+
+#: The values of :attr:`Target.context`.
+CONTEXTS = ("local", "instance", "sample")
 
 
 class _SimpleTarget(Target):
@@ -88,9 +103,19 @@ class _SimpleTarget(Target):
         compute: _Compute,
         channels: _Channels,
         doc: str,
+        context: str = "sample",
+        halo: _Halo = 0,
     ) -> None:
+        if context not in CONTEXTS:
+            raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
         self.name, self.dtype, self.__doc__ = name, dtype, doc
         self._compute, self._channels = compute, channels
+        self.context, self._halo = context, halo
+
+    def halo(self, ndim: int, config: BuildConfig) -> tuple[int, ...]:
+        if isinstance(self._halo, int):
+            return (self._halo,) * ndim
+        return tuple(int(h) for h in self._halo(ndim, config))
 
     def channels(self, ndim: int, config: BuildConfig) -> int | None:
         if self._channels is None or isinstance(self._channels, int):
@@ -106,13 +131,17 @@ def simple_target(
     dtype: str,
     *,
     channels: _Channels = None,
+    context: str = "sample",
+    halo: _Halo = 0,
 ) -> Callable[[_Compute], _Compute]:
     """Decorator: register in :data:`TARGETS` the target ``name`` the function computes.
 
     The decorated ``compute(sample)`` gives the array and its docstring says
     what the target stores; ``channels`` is the length of the trailing
     channel axis, or a function ``channels(ndim, config)`` of it (None, the
-    default: a plain spatial array).
+    default: a plain spatial array). ``context`` and ``halo`` (pixels, or a
+    function ``halo(ndim, config)`` giving one per axis) are
+    :attr:`Target.context` and :meth:`Target.halo`.
     Fill value 0, no class weights. The function is returned unchanged.
 
     Examples
@@ -129,7 +158,8 @@ def simple_target(
     """
 
     def register(compute: _Compute) -> _Compute:
-        TARGETS.register(name, _SimpleTarget(name, dtype, compute, channels, compute.__doc__ or ""))
+        doc = compute.__doc__ or ""
+        TARGETS.register(name, _SimpleTarget(name, dtype, compute, channels, doc, context, halo))
         return compute
 
     return register

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from maskprep._kernels._targets import boundary_l1, boundary_w1
 from maskprep.targets._common import as_labels, instances_doc
 from maskprep.targets.base import TargetInput, simple_target
+
+if TYPE_CHECKING:
+    from maskprep.config import BuildConfig
 
 __all__ = ["boundary_map"]
 
@@ -73,7 +77,13 @@ def boundary_map(instances: np.ndarray, *, width: int = 1) -> np.ndarray:
     return out.reshape(shape)
 
 
-@simple_target("boundary", "uint8")
+def _halo(ndim: int, config: BuildConfig) -> tuple[int, ...]:
+    # A pixel is boundary if an instance change lies within city-block
+    # boundary_width of it; one more keeps the crop's own edge out of reach.
+    return (config.boundary_width + 1,) * ndim
+
+
+@simple_target("boundary", "uint8", context="local", halo=_halo)
 def _boundary(sample: TargetInput) -> np.ndarray:
     """``boundary``: 0 background, 1 interior, 2 boundary (``boundary_width`` thick), uint8."""
     return boundary_map(sample.instances, width=sample.config.boundary_width)

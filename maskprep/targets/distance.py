@@ -74,7 +74,7 @@ def distance_map(instances: np.ndarray, *, spacing: Sequence[float] | None = Non
     return out.reshape(shape)
 
 
-@simple_target("distance", "float32")
+@simple_target("distance", "float32", context="instance")
 def _distance(sample: TargetInput) -> np.ndarray:
     """``distance``: per-instance normalised distance to the outside (``spacing``), float32."""
     return distance_map(sample.instances, spacing=sample.config.spacing)

@@ -62,7 +62,7 @@ def hover_maps(instances: np.ndarray) -> np.ndarray:
     return hover_2d(idx, count)
 
 
-@simple_target("hover", "float32", channels=2)
+@simple_target("hover", "float32", channels=2, context="instance")
 def _hover(sample: TargetInput) -> np.ndarray:
     """``hover``: HoVer-Net maps (channel 0 along x, 1 along y), float32, 2D."""
     return hover_maps(sample.instances)

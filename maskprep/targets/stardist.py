@@ -140,7 +140,7 @@ def _rays(ndim: int, config: BuildConfig) -> int:
     return config.rays
 
 
-@simple_target("stardist", "float32", channels=_rays)
+@simple_target("stardist", "float32", channels=_rays, context="instance")
 def _star_distances(sample: TargetInput) -> np.ndarray:
     """``stardist``: distances along ``rays`` rays to the instance border, channel last."""
     cfg = sample.config

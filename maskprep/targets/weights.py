@@ -7,6 +7,7 @@ nearest instances (:func:`~maskprep.targets.border.border_weights`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,14 @@ class WeightsTarget(Target):
     dtype = "float32"
     fill_value = 0
     uses_class_weights = True
+    context = "local"
+
+    def halo(self, ndim: int, config: BuildConfig) -> tuple[int, ...]:
+        # Beyond R = sigma * sqrt(2 ln(1 / tolerance)) the border term is 0
+        # (border_weights' notes): the crop holds every pixel within R.
+        radius = config.sigma * math.sqrt(2.0 * math.log(1.0 / config.tolerance))
+        spacing = config.spacing or (1.0,) * ndim
+        return tuple(math.ceil(radius / s) for s in spacing)
 
     def compute(self, sample: TargetInput) -> np.ndarray:
         return weight_map(sample.instances, sample.labels, sample.config, sample.class_weight_lut)

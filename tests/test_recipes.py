@@ -529,7 +529,7 @@ def test_unknown_recipe_name_lists_the_bundled_ones(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "unknown recipe 'camvd'" in result.output
-    assert "camvid, cityscapes, coco, dsb2018, partial" in result.output
+    assert "camvid, cityscapes, coco, cremi, dsb2018, partial" in result.output
 
 
 def test_unknown_key_names_the_key_and_the_file(tmp_path: Path) -> None:

@@ -276,8 +276,8 @@ def dataset_options(f: F) -> F:
                 default=None,
                 metavar="NAME|FILE.toml",
                 help="Dataset recipe: a bundled name (camvid, cityscapes, coco, cremi, "
-                "dsb2018, partial) or a TOML file; gives layout, classes and defaults, which options "
-                "given here override.",
+                "dsb2018, partial) or a TOML file; gives layout, classes and defaults, which "
+                "options given here override.",
             ),
             *field_options(
                 bc,

@@ -75,6 +75,7 @@ class Synthetic:
     instances: dict[str, np.ndarray]
     split: dict[str, str]
     images: dict[str, np.ndarray] | None = None
+    spacing: tuple[float, ...] | None = None
 
 
 def _rgb(rng: np.random.Generator) -> np.ndarray:
@@ -325,8 +326,36 @@ def make_dsb2018(root: Path) -> Synthetic:
     return out
 
 
+def make_cremi(root: Path) -> Synthetic:
+    """Two CREMI-style HDF5 volumes: uint64 ids, 2**64-1 "no label", valid.txt."""
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(7)
+    root.mkdir(parents=True)
+    out = Synthetic(root, ["background", "object"], {}, {}, {}, {}, (40.0, 4.0, 4.0))
+    for k, name in enumerate(["sample_A", "sample_B"]):
+        ids = np.zeros((3, H, W), np.uint64)
+        ids[:, 4:14, 5:20] = 12 + k
+        ids[:, 14:26, 5:20] = 2**31 - 1  # touching, the largest id that fits int32
+        ids[1, 26:30, 30:40] = np.uint64(2**64 - 1)  # CREMI's "no label": void
+        raw = rng.integers(0, 256, ids.shape, dtype=np.uint8)
+        with h5py.File(root / f"{name}.hdf", "w") as f:
+            f["volumes/raw"] = raw
+            f.create_dataset("volumes/labels/neuron_ids", data=ids, chunks=(1, 16, 16))
+            f["volumes/labels/neuron_ids"].attrs["resolution"] = (40.0, 4.0, 4.0)
+        void = ids == np.uint64(2**64 - 1)
+        inst = np.where(void, 0, ids).astype(np.int64)
+        out.instances[name] = inst
+        out.labels[name] = np.where(void, VOID, inst > 0).astype(np.int64)
+        out.split[name] = "valid" if name == "sample_B" else "train"
+        assert out.images is not None
+        out.images[name] = raw
+    (root / "valid.txt").write_text("sample_B.hdf\n")
+    return out
+
+
 MAKERS: dict[str, Callable[[Path], Synthetic]] = {
     "camvid": make_camvid,
+    "cremi": make_cremi,
     "partial": make_partial,
     "cityscapes": make_cityscapes,
     "coco": make_coco,
@@ -379,7 +408,9 @@ def _check_store(out: Path, exp: Synthetic) -> None:
         if exp.images is not None:
             np.testing.assert_array_equal(got["image"], exp.images[sid], err_msg=sid)
         void = labels == VOID
-        border = border_weights_reference(inst.astype(np.int32), w0=10.0, sigma=5.0)
+        border = border_weights_reference(
+            inst.astype(np.int32), w0=10.0, sigma=5.0, spacing=exp.spacing
+        )
         class_w = np.asarray(s.class_weights)[np.where(void, 0, labels)]
         expected_w = np.where(void, 0.0, class_w + border)
         np.testing.assert_allclose(got["weights"], expected_w, rtol=0, atol=1e-4, err_msg=sid)
@@ -498,7 +529,7 @@ def test_unknown_recipe_name_lists_the_bundled_ones(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "unknown recipe 'camvd'" in result.output
-    assert "camvid, cityscapes, coco, dsb2018, partial" in result.output
+    assert "camvid, cityscapes, coco, cremi, dsb2018, partial" in result.output
 
 
 def test_unknown_key_names_the_key_and_the_file(tmp_path: Path) -> None:

@@ -275,9 +275,9 @@ def dataset_options(f: F) -> F:
                 "--recipe",
                 default=None,
                 metavar="NAME|FILE.toml",
-                help="Dataset recipe: a bundled name (camvid, cityscapes, coco, dsb2018, "
-                "partial) or a TOML file; gives layout, classes and defaults, which options "
-                "given here override.",
+                help="Dataset recipe: a bundled name (camvid, cityscapes, coco, cremi, "
+                "dsb2018, partial) or a TOML file; gives layout, classes and defaults, which "
+                "options given here override.",
             ),
             *field_options(
                 bc,

@@ -32,7 +32,7 @@ from maskprep.ingest.imageio import (
     read_array,
 )
 from maskprep.ingest.layout import LAYOUTS, Annotations, Layout, ReadOptions, SampleGeometry
-from maskprep.ingest.model import LoadedSample, SampleProblems, SampleSource
+from maskprep.ingest.model import IMAGE_SUFFIXES, LoadedSample, SampleProblems, SampleSource
 from maskprep.ingest.paths import files_by_stem, read_valid
 from maskprep.ingest.source import SourceSpec
 
@@ -52,7 +52,7 @@ def samples_with_split(
     :class:`SampleProblems` with ``message`` and the usable samples instead.
     """
     stems = [e[0] for e in entries] + [p[0] for p in problems]
-    valid = read_valid(root, stems) if stems else set()
+    valid = read_valid(root, stems, suffixes=_VALID_SUFFIXES) if stems else set()
     samples = [
         SampleSource(stem, image, masks, unl, "valid" if stem in valid else "train", layout)
         for stem, image, masks, unl in entries
@@ -162,6 +162,8 @@ class InstancesLayout(Layout):
         return LoadedSample(pixels, image_shape, geometry.image_dtype, instances, void)
 
 
+# File names valid.txt may list, besides bare stems.
+_VALID_SUFFIXES = (*IMAGE_SUFFIXES, ".zarr")
 # Files read chunk by chunk: TIFF (memory map, tiles, strips or pages) and zarr arrays.
 _CHUNKED_SUFFIXES = (".tif", ".tiff", ".zarr")
 

@@ -17,7 +17,14 @@ Keys (unknown keys are an error naming the key and the file):
 ``layout`` (required)
     ``instances`` or ``dsb2018`` (the built-in layouts, classes background and
     object), ``semantic`` (class-index masks), ``cityscapes``
-    (``*_gtFine_instanceIds.png``) or ``coco`` (instance annotation JSON).
+    (``*_gtFine_instanceIds.png``), ``coco`` (instance annotation JSON), or the
+    volume layouts ``hdf5`` and ``ome-zarr`` (classes background and object).
+``image_key``, ``labels_key``
+    hdf5: the image and instance-id dataset paths in each file (default
+    CREMI's ``volumes/raw`` and ``volumes/labels/neuron_ids``); ome-zarr:
+    ``labels_key`` names the label image under ``labels/``. With these (or
+    ``split``/``splits``) a volume recipe also gives ``images``, the pattern of
+    its files (``"{stem}.h5"``).
 ``description``
     Free text.
 ``images``, ``labels``

@@ -66,7 +66,7 @@ def load_recipe(ref: str | os.PathLike[str] | Recipe) -> Recipe:
     Examples
     --------
     >>> sorted(available_recipes())
-    ['camvid', 'cityscapes', 'coco', 'dsb2018', 'partial']
+    ['camvid', 'cityscapes', 'coco', 'cremi', 'dsb2018', 'partial']
     >>> load_recipe("camvid").layout
     'semantic'
     >>> load_recipe("camvd")  # doctest: +ELLIPSIS

@@ -8,8 +8,10 @@ nuclei in any of them. Every format here is read region by region by
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +105,8 @@ def write_volume(
             arrays.append(("unlabeled", unlabeled.astype(np.uint8)))
         for folder, arr in arrays:
             (root / folder).mkdir(exist_ok=True)
-            _write_array(root / folder / name, arr, format, c)
+            rgb = folder == "images" and arr.ndim == instances.ndim + 1 and arr.shape[-1] in (3, 4)
+            _write_array(root / folder / name, arr, format, c, rgb)
     elif format.startswith("ome-zarr"):
         _write_ome_zarr(root, name, image, instances, format, c, spacing)
     else:
@@ -111,15 +114,22 @@ def write_volume(
     return root
 
 
-def _write_array(stem: Path, arr: np.ndarray, format: str, chunks: tuple[int, ...]) -> None:
+def _write_array(
+    stem: Path, arr: np.ndarray, format: str, chunks: tuple[int, ...], rgb: bool
+) -> None:
     import tifffile
 
     full = chunks + tuple(arr.shape[len(chunks) :])
+    # Said explicitly: tifffile would guess RGB planes from a leading axis of 3.
+    photometric = "rgb" if rgb else "minisblack"
     if format == "tiff":
-        tifffile.imwrite(stem.with_suffix(".tif"), arr)
+        tifffile.imwrite(stem.with_suffix(".tif"), arr, photometric=photometric)
     elif format == "tiff-tiled":
         ty, tx = (max(16, -(-n // 16) * 16) for n in chunks[-2:])
-        tifffile.imwrite(stem.with_suffix(".tif"), arr, tile=(ty, tx), compression="zlib")
+        tifffile.imwrite(
+            stem.with_suffix(".tif"), arr, tile=(ty, tx), compression="zlib",
+            photometric=photometric,
+        )
     else:
         import zarr
 
@@ -143,12 +153,14 @@ def _write_ome_zarr(
     chunks: tuple[int, ...],
     spacing: Sequence[float] | None,
 ) -> None:
+    import zarr
+
     from maskprep.ingest.arrays import import_optional
 
-    import_optional("ome_zarr", "volumes")
-    import zarr
-    from ome_zarr.format import FormatV04, FormatV05
-    from ome_zarr.writer import write_image, write_labels
+    with _quiet():  # ome-zarr deprecates its own defaults on import
+        import_optional("ome_zarr", "volumes")
+        from ome_zarr.format import FormatV04, FormatV05
+        from ome_zarr.writer import write_image, write_labels
 
     v04 = format == "ome-zarr-0.4"
     fmt = FormatV04() if v04 else FormatV05()
@@ -162,14 +174,28 @@ def _write_ome_zarr(
     else:
         data, axes, img_chunks = image, space, chunks
     scale = None if spacing is None else dict(zip(space, (float(s) for s in spacing), strict=True))
-    write_image(
-        data, group, axes=axes, fmt=fmt, scale_factors=(), scale=scale,
-        storage_options={"chunks": img_chunks},
-    )
-    write_labels(
-        instances, group, name="cells", axes=space, fmt=fmt, scale_factors=(),
-        storage_options={"chunks": chunks},
-    )
+    if scale is not None and axes.startswith("c"):
+        scale["c"] = 1.0
+    with _quiet():
+        write_image(
+            data, group, axes=axes, fmt=fmt, scale_factors=(), scale=scale,
+            storage_options={"chunks": img_chunks},
+        )
+        write_labels(
+            instances, group, name="cells", axes=space, fmt=fmt, scale_factors=(),
+            storage_options={"chunks": chunks},
+        )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence ome-zarr's deprecation notices (they concern its API, not the data)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        # "too small to downsample": no pyramid is asked for (scale_factors=()).
+        warnings.filterwarnings("ignore", "Dimension .* too small", UserWarning)
+        yield
 
 
 def _write_hdf5(

@@ -326,7 +326,7 @@ def test_reweight_of_a_blockwise_store_equals_a_build_with_those_weights(tmp_pat
     assert verify_store(out).ok
 
 
-@pytest.mark.parametrize("fmt", ["tiff", "tiff-tiled", "zarr", "hdf5"])
+@pytest.mark.parametrize("fmt", ["tiff", "tiff-tiled", "zarr", "zarr2", "ome-zarr", "hdf5"])
 def test_chunked_inputs_are_read_block_by_block(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
 ) -> None:

@@ -28,7 +28,6 @@ _OMITTED_AT_DEFAULT = (
     "affinity_offsets",
     "void_border",
     "void_border_mode",
-    "tile",
     "block",
 )
 
@@ -49,10 +48,12 @@ class BuildConfig:
     are background and object. :meth:`from_recipe` makes a config from a
     recipe (see :mod:`maskprep.recipes`).
 
-    ``tile`` (default None: one chunk per sample, store format 1) chunks
-    every array in tiles of that many pixels per spatial axis (store format
-    2, see :mod:`maskprep.store`): small samples of a mixed-size dataset and
-    patches of big ones are then read without decoding the padded whole.
+    ``tile`` chunks every array in tiles of that many pixels per spatial
+    axis (store format 2, see :mod:`maskprep.store`; default ``"auto"``: 256
+    in 2D, 64 in 3D, :func:`maskprep.store.default_tile`): small samples of a
+    mixed-size dataset and patches of big ones are read without decoding the
+    padded whole, and big samples are built in blocks. ``None`` stores one
+    chunk per sample (format 1, every store before tiles).
     ``block`` (tiled stores only; default
     :func:`maskprep.store.default_block`: 2048 pixels
     in 2D, 256 in 3D) is the extent of a shard along each spatial axis,
@@ -91,7 +92,7 @@ class BuildConfig:
     affinity_offsets: tuple[tuple[int, ...], ...] | None = None
     void_border: float = 0.0
     void_border_mode: str = "between"
-    tile: int | None = None
+    tile: int | str | None = "auto"
     block: int | None = None
 
     def __post_init__(self) -> None:
@@ -153,10 +154,12 @@ class BuildConfig:
             raise ValueError(
                 f"shard_size must be at most {MAX_SHARD_SIZE:,} samples, got {self.shard_size:,}"
             )
-        if self.tile is not None and (
-            isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 1
+        if (
+            self.tile is not None
+            and self.tile != "auto"
+            and (isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 1)
         ):
-            raise ValueError(f"tile must be a positive integer or None, got {self.tile!r}")
+            raise ValueError(f"tile must be a positive integer, 'auto' or None, got {self.tile!r}")
         if self.block is not None and (
             isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1
         ):
@@ -246,6 +249,8 @@ class BuildConfig:
                 continue
             if f.name in _OMITTED_AT_DEFAULT and value == f.default:
                 continue  # stores built before these options existed stay identical
+            if f.name == "tile" and value is None:
+                continue  # untiled, as every store before tiles: its metadata stays as it was
             if isinstance(value, ClassWeightConfig):
                 value = value.to_dict()
             out[f.name] = json_value(value)
@@ -256,6 +261,7 @@ class BuildConfig:
         """Build a validated config from :meth:`to_dict` output (unknown keys are an error)."""
         check_known_keys(data, {f.name for f in fields(cls)}, "build option")
         kwargs = dict(data)
+        kwargs.setdefault("tile", None)  # see to_dict: no tile is an untiled store
         if isinstance(kwargs.get("class_weights"), dict):
             kwargs["class_weights"] = ClassWeightConfig.from_dict(kwargs["class_weights"])
         if isinstance(kwargs.get("source"), dict):

@@ -1,8 +1,10 @@
-"""The store built from the quick start's sample data is pinned byte for byte.
+"""The stores built from the quick start's sample data are pinned byte for byte.
 
-The digests below were taken from the store written by maskprep 0.x before the
-package was reorganised into stage packages; any change to what a build writes
-for the same inputs and options must show up here as a deliberate edit.
+The format-1 digests (an untiled build, ``tile=None``) were taken from the
+store written by maskprep 0.x before the package was reorganised into stage
+packages, when format 1 was the default; the format-2 digests from the first
+build with tiles by default. Any change to what a build writes for the same
+inputs and options must show up here as a deliberate edit.
 The group's ``zarr.json`` holds modification-time fingerprints of the inputs,
 so its metadata is compared without those keys.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from maskprep import build_weights, make_sample
+from maskprep import BuildConfig, build_weights, make_sample
 
 ARRAY_FILES = {
     "_maskprep/shards/000000.json": (
@@ -32,6 +34,16 @@ ARRAY_FILES = {
     "weights/c/0/0/0": "fb980cf646083785e7bb325bfa7677da36e75ab93c89421f3e6bc93b84679436",
     "weights/zarr.json": "92ada7aa1679e373b77f437db2ea2a585558c8a5fd2162d6dd01b230e44817a0",
 }
+# The default build (tiles of 256 pixels, format 2): the sample data's 256x256
+# images are one tile each, so every array file is format 1's; the shard marker
+# and the metadata (format 2, the layout's tile and block) differ.
+DEFAULT_FILES = {
+    **ARRAY_FILES,
+    "_maskprep/shards/000000.json": (
+        "3d694ac21e50b547671c4e139ee284d618498d06120f61f9625984b6b0e99348"
+    ),
+}
+DEFAULT_METADATA_DIGEST = "a5a83c64c58eb084609bfd7c21469bc233dd302d53c5a5f98c431e5046755bd1"
 # Keys that depend on when the inputs were written or on the version string.
 VOLATILE = ("inputs_digest", "metadata_digest", "maskprep_version")
 # Deliberate edit: the metadata gained ``shapes_checksum`` (the sha256 of
@@ -44,8 +56,26 @@ METADATA_DIGEST = "8d9b44cd445dd8a1327311b0d0b26dfbe0724f24865708c6c6757760f829a
 def quickstart_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("quickstart")
     data = make_sample(tmp / "sample_data")  # the quick start's defaults
-    build_weights(data, tmp / "sample.zarr", scheduler="sync")
+    build_weights(data, tmp / "sample.zarr", BuildConfig(tile=None), scheduler="sync")
     return tmp / "sample.zarr"
+
+
+@pytest.fixture(scope="module")
+def default_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("quickstart-default")
+    data = make_sample(tmp / "sample_data")
+    build_weights(data, tmp / "sample.zarr", scheduler="sync")  # the quick start's command
+    return tmp / "sample.zarr"
+
+
+def test_default_build_is_pinned(default_store: Path) -> None:
+    found = {
+        p.relative_to(default_store).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(default_store.rglob("*"))
+        if p.is_file() and p != default_store / "zarr.json"
+    }
+    assert found == DEFAULT_FILES
+    assert _metadata_digest(default_store) == DEFAULT_METADATA_DIGEST
 
 
 def _metadata_digest(store: Path) -> str:

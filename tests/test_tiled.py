@@ -68,7 +68,7 @@ def stores(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         tile = 8
     plain = tmp / "plain.zarr"
     tiled = tmp / "tiled.zarr"
-    build_weights(data, plain, BuildConfig(shard_size=3), scheduler="sync")
+    build_weights(data, plain, BuildConfig(shard_size=3, tile=None), scheduler="sync")
     build_weights(data, tiled, BuildConfig(shard_size=3, tile=tile), scheduler="sync")
     return {"data": data, "plain": plain, "tiled": tiled, "tile": tile, "tmp": tmp}
 
@@ -294,9 +294,12 @@ def test_resume_tiled_writes_only_the_missing_shard(stores: dict, tmp_path: Path
 
 
 def test_tile_option_and_validation(tmp_path: Path) -> None:
-    assert "tile" not in BuildConfig().to_dict()
-    assert BuildConfig.from_dict(BuildConfig(tile=64).to_dict()).tile == 64
-    for bad in (0, -1, 2.5, True):
+    assert BuildConfig().tile == "auto" and BuildConfig().to_dict()["tile"] == "auto"
+    # Untiled, like every store before tiles: no key, so their metadata is unchanged.
+    assert "tile" not in BuildConfig(tile=None).to_dict()
+    for tile in (None, "auto", 64):
+        assert BuildConfig.from_dict(BuildConfig(tile=tile).to_dict()).tile == tile
+    for bad in (0, -1, 2.5, True, "big"):
         with pytest.raises(ValueError, match="tile must be a positive integer"):
             BuildConfig(tile=bad)  # type: ignore[arg-type]
     data = make_sample(tmp_path / "d", n_images=3, size=(40, 40))
@@ -306,6 +309,13 @@ def test_tile_option_and_validation(tmp_path: Path) -> None:
     meta = open_shards(out).store_metadata
     assert meta.format_version == 2 and meta.layout_info.tile_shape == (16, 16)
     assert meta.layout_info.shard_spatial_shape == (48, 48)
+    for tile, version in (("none", 1), ("auto", 2)):
+        out = tmp_path / f"{tile}.zarr"
+        r = CliRunner().invoke(main, ["build-weights", str(data), "-o", str(out), "--tile", tile])
+        assert r.exit_code == 0, r.output
+        assert open_shards(out).store_metadata.format_version == version
+    r = CliRunner().invoke(main, ["build-weights", str(data), "-o", str(out), "--tile", "0"])
+    assert r.exit_code == 2 and "expected auto, none or a positive number" in r.output
     r = CliRunner().invoke(main, ["build-weights", "--help"])
     assert "--tile" in r.output
 

@@ -166,6 +166,28 @@ class _Names(click.ParamType):
         return names
 
 
+class _Tile(click.ParamType):
+    """``auto``, ``none`` (one chunk per sample) or a positive number of pixels."""
+
+    name = "tile"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text in ("auto", "none"):
+            return None if text == "none" else "auto"
+        try:
+            tile = int(text)
+        except ValueError:
+            tile = 0
+        if tile < 1:
+            self.fail(
+                f"expected auto, none or a positive number of pixels, got {value!r}", param, ctx
+            )
+        return tile
+
+
 def _parse_offsets(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> tuple[tuple[int, ...], ...] | None:
@@ -375,11 +397,11 @@ def shard_options(f: F) -> F:
             field_option(
                 bc,
                 "tile",
-                type=int,
-                metavar="T",
+                type=_Tile(),
+                metavar="T|auto|none",
                 help="Chunk arrays in tiles of T pixels per spatial axis (store format 2): "
-                "small samples of mixed sizes and patches read fast. Default: one chunk "
-                "per sample (format 1).",
+                "small samples of mixed sizes and patches read fast, big samples build in "
+                "blocks. auto: 256 in 2D, 64 in 3D; none: one chunk per sample (format 1).",
             ),
             field_option(
                 bc,

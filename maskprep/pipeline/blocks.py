@@ -49,7 +49,7 @@ import numpy as np
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError, StoreError
 from maskprep.ingest import LoadedSample, SampleSource, read_region
-from maskprep.store import Location, StoreLayout, default_block
+from maskprep.store import Location, StoreLayout, default_block, default_tile
 from maskprep.targets import TARGETS, TargetInput
 from maskprep.targets.extent import instance_boxes
 from maskprep.voidfill import sample_labels, with_void_border
@@ -69,6 +69,7 @@ __all__ = [
     "block_regions",
     "block_works",
     "config_block",
+    "config_tile",
     "is_blockwise",
     "load_block_infos",
     "merge_block_scans",
@@ -81,19 +82,32 @@ __all__ = [
 Region = tuple[slice, ...]
 
 
+def config_tile(config: BuildConfig, ndim: int) -> int | None:
+    """The tile of a build (``"auto"`` resolved by dimensionality); None when untiled.
+
+    >>> auto, untiled = BuildConfig(), BuildConfig(tile=None)
+    >>> config_tile(auto, 2), config_tile(auto, 3), config_tile(untiled, 2)
+    (256, 64, None)
+    """
+    if config.tile == "auto":
+        return default_tile(ndim)
+    return None if config.tile is None else int(config.tile)
+
+
 def config_block(config: BuildConfig, ndim: int) -> int | None:
     """The block of a build: ``config.block`` rounded up to whole tiles, or the default.
 
     None for an untiled store (format 1), whose samples are always built whole.
 
-    >>> config_block(BuildConfig(tile=256), 2), config_block(BuildConfig(tile=64, block=100), 3)
+    >>> config_block(BuildConfig(), 2), config_block(BuildConfig(tile=64, block=100), 3)
     (2048, 128)
     """
-    if config.tile is None:
+    tile = config_tile(config, ndim)
+    if tile is None:
         return None
     if config.block is None:
-        return default_block(ndim, config.tile)
-    return -(-config.block // config.tile) * config.tile
+        return default_block(ndim, tile)
+    return -(-config.block // tile) * tile
 
 
 def is_blockwise(shape: Sequence[int], block: int | None) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 from maskprep.config import BuildConfig
 from maskprep.errors import DataError
 from maskprep.ingest import SampleSource
-from maskprep.pipeline.blocks import block_arrays, config_block
+from maskprep.pipeline.blocks import block_arrays, config_block, config_tile
 from maskprep.pipeline.scan import SampleInfo, load_sample
 from maskprep.store import (
     ArraySpec,
@@ -294,6 +294,6 @@ def plan_layout(
         shard_size=config.shard_size,
         void_label=config.void_label,
         targets=target_specs(config, ndim),
-        tile=config.tile,
+        tile=config_tile(config, ndim),
         block=config_block(config, ndim),
     )

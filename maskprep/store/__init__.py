@@ -2,7 +2,7 @@
 
 Layout of ``OUT.zarr``::
 
-    image      (N, *S[, C])  input dtype   one chunk per sample, ``shard_size`` samples a shard
+    image      (N, *S[, C])  input dtype   tiles of each sample, ``shard_size`` samples a shard
     labels     (N, *S)       uint8/uint16  semantic classes, void pixels = ``void_label``
     instances  (N, *S)       int32         instance ids as in the input, 0 = none
     weights    (N, *S)       float32       class weight + border term, 0 on void
@@ -10,17 +10,21 @@ Layout of ``OUT.zarr``::
     shapes     (N, ndim)     int32         true spatial shape of each sample
     _maskprep/shards/K.json                written after shard K of every array is written
 
-Format 1 (the default) stores one chunk per sample. Format 2 (a build with
-``tile=T``) chunks every array ``(1, T, ..., T[, C])`` (``T`` clipped to
-``S`` per axis) and shards it ``(shard_size, *E[, C])``, where ``E`` is ``S``
-rounded up to whole tiles along an axis of at most
-:data:`~maskprep.store.metadata.MAX_TILES_PER_SHARD` (8) tiles, else 8
-tiles: a shard holds several small samples or one region of a big sample, and
+Format 2 (the default, ``tile="auto"``: ``T`` = 256 in 2D, 64 in 3D) chunks
+every array ``(1, T, ..., T[, C])`` (``T`` clipped to ``S`` per axis) and
+shards it ``(shard_size, *E[, C])``, where ``E`` is ``S`` rounded up to whole
+tiles along an axis of at most ``block`` pixels (:func:`default_block`: 2048
+in 2D, 256 in 3D; stores made before blocks:
+:data:`~maskprep.store.metadata.MAX_TILES_PER_SHARD` tiles), else ``block``:
+a shard holds several small samples or one region of a big sample, and
 shard ``K`` of an array is the set of files ``name/c/K/y/x[/0]`` over the
-spatial shard grid. Tiles that hold only the fill value (all tiles outside a
-sample's true shape) are never written and never read. The layout records
-``tile``, ``tile_shape`` and ``shard_spatial_shape``; a shard's checksum
-covers all its files. Both formats are standard zarr v3.
+spatial shard grid. A sample longer than ``block`` is built one spatial
+shard per task (``_maskprep/shards/K.P.json`` marks part ``P``). Tiles that
+hold only the fill value (all tiles outside a sample's true shape) are
+never written and never read. The layout records ``tile``, ``tile_shape``,
+``shard_spatial_shape`` and ``block``; a shard's checksum covers all its
+files. Format 1 (``tile=None``, every store before tiles) stores one chunk
+per sample. Both formats are standard zarr v3.
 
 ``S`` is the largest spatial shape in the dataset: smaller samples are padded at
 the end of each axis (image 0, labels ``void_label``, instances 0, targets
@@ -58,6 +62,7 @@ from maskprep.store.metadata import (
     CORE_ARRAYS,
     DEFAULT_ARRAYS,
     DEFAULT_BLOCK,
+    DEFAULT_TILE,
     FORMAT_VERSION,
     FORMAT_VERSIONS,
     MAX_TILES_PER_SHARD,
@@ -67,6 +72,7 @@ from maskprep.store.metadata import (
     StoreLayout,
     StoreMetadata,
     default_block,
+    default_tile,
 )
 from maskprep.store.writer import (
     combine_checksums,
@@ -92,6 +98,7 @@ __all__ = [
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "DEFAULT_BLOCK",
+    "DEFAULT_TILE",
     "FORMAT_VERSION",
     "FORMAT_VERSIONS",
     "MAX_TILES_PER_SHARD",
@@ -112,6 +119,7 @@ __all__ = [
     "decode_chunk_into",
     "decode_index",
     "default_block",
+    "default_tile",
     "done_parts",
     "done_shards",
     "encode_shard",

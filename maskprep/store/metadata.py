@@ -23,6 +23,7 @@ __all__ = [
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "DEFAULT_BLOCK",
+    "DEFAULT_TILE",
     "FORMAT_VERSION",
     "FORMAT_VERSIONS",
     "MAX_TILES_PER_SHARD",
@@ -33,6 +34,7 @@ __all__ = [
     "StoreLayout",
     "StoreMetadata",
     "default_block",
+    "default_tile",
 ]
 
 #: Format of an untiled store (one chunk per sample); the default.
@@ -49,6 +51,22 @@ MAX_TILES_PER_SHARD = 8
 CORE_ARRAYS = ("image", "labels", "instances")
 #: Arrays of a store whose metadata lists none (every store before targets).
 DEFAULT_ARRAYS = (*CORE_ARRAYS, "weights")
+#: Default tile (chunk extent along each spatial axis, in pixels) by dimensionality.
+DEFAULT_TILE = {2: 256, 3: 64}
+
+
+def default_tile(ndim: int) -> int:
+    """The tile of a build with ``tile="auto"``: :data:`DEFAULT_TILE`.
+
+    nnU-Net sizes its chunks from the patch size for the same reason: a
+    training patch of 128^2 to 512^2 (or 64^3 to 128^3) touches few tiles.
+
+    >>> default_tile(2), default_tile(3)
+    (256, 64)
+    """
+    return DEFAULT_TILE.get(ndim, DEFAULT_TILE[3])
+
+
 #: Default block (shard extent along each spatial axis, in pixels) by dimensionality.
 DEFAULT_BLOCK = {2: 2048, 3: 256}
 

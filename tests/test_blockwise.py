@@ -228,7 +228,7 @@ def test_crop_above_max_pixels_is_a_clear_error() -> None:
 
 
 def test_block_helpers() -> None:
-    assert config_block(BuildConfig(), 2) is None  # untiled stores are built whole
+    assert config_block(BuildConfig(tile=None), 2) is None  # untiled stores are built whole
     assert config_block(BuildConfig(tile=30, block=100), 2) == 120
     assert is_blockwise((10, 121), 120) and not is_blockwise((120, 120), 120)
     regions = block_regions((5, 7, 3), 3)

@@ -64,7 +64,7 @@ def _check_shards(
         for name in layout.array_names:
             want, got = recorded[k].get(name), actual[name]
             key = layout.shard_key(name, k)
-            if layout.tiled:  # the shard is a set of files, one per spatial shard
+            if len(layout.spatial_shards()) > 1:  # the shard is a set of files
                 key = f"{name}/c/{k}/* ({len(layout.spatial_shards())} spatial shard(s))"
             if want is not None and got is None:
                 problems.append(f"{loc}/{key}: shard file is missing")

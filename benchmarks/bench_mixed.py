@@ -12,7 +12,10 @@ deterministic), arrays ``image`` (uint8), ``labels`` (uint8), ``instances``
 * ``all-small``: 64 samples of 256x256, untiled (the reference);
 * ``mixed``: 62 samples of 256x256 and 2 of 1040x1388 (DSB2018's extremes),
   untiled: every sample is padded to 1040x1388;
-* ``mixed tile=256``: the same samples built with ``tile=256``.
+* ``mixed tile=256``: the same samples built with ``tile=256``;
+* ``mixed tile=256 no-crc``: the same again, written without the per-chunk
+  crc32c (as format-2 stores were before it), to measure what checking it
+  costs a read: the last table compares the two, pass by pass.
 
 Small samples are read one at a time (``shards[i]`` with
 ``arrays=("image", "labels", "weights")``) in one shuffled order; the
@@ -35,12 +38,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import maskprep.pipeline.build as build_module
 from maskprep import BuildConfig, build_weights, make_sample, open_shards
 
 ARRAYS = ("image", "labels", "weights")
@@ -57,6 +62,20 @@ def mixed_dataset(root: Path, n_small: int, n_big: int) -> Path:
     return data
 
 
+def build_without_checksums(data: Path, out: Path, cfg: BuildConfig) -> None:
+    """Build a format-2 store whose chunks carry no crc32c (as before it existed)."""
+    real = build_module.plan_layout
+
+    def plan(*args: object, **kwargs: object) -> object:
+        return replace(real(*args, **kwargs), chunk_checksum=False)  # type: ignore[arg-type]
+
+    build_module.plan_layout = plan  # type: ignore[assignment]
+    try:
+        build_weights(data, out, cfg, scheduler="threads", workers=2)
+    finally:
+        build_module.plan_layout = real
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=15)
@@ -67,16 +86,22 @@ def main() -> None:
     tiles = [int(t) for t in args.tiles.split(",")]
     repeats = 2 if args.quick else args.repeats
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="bench-mixed-"))
+    crc = f"mixed tile={tiles[0]}"
+    no_crc = f"{crc} no-crc"
     stores = {
         "all-small": (tmp / "small.zarr", 64, 0, None),
         "mixed": (tmp / "mixed.zarr", 62, 2, None),
         **{f"mixed tile={t}": (tmp / f"mixed-t{t}.zarr", 62, 2, t) for t in tiles},
+        no_crc: (tmp / f"mixed-t{tiles[0]}-nocrc.zarr", 62, 2, tiles[0]),
     }
     datasets = {0: mixed_dataset(tmp / "d64", 64, 0), 2: mixed_dataset(tmp / "d62", 62, 2)}
-    for path, _, n_big, tile in stores.values():
+    for key, (path, _, n_big, tile) in stores.items():
         if not path.exists():
             cfg = BuildConfig(tile=tile)
-            build_weights(datasets[n_big], path, cfg, scheduler="threads", workers=2)
+            if key == no_crc:
+                build_without_checksums(datasets[n_big], path, cfg)
+            else:
+                build_weights(datasets[n_big], path, cfg, scheduler="threads", workers=2)
 
     opened = {k: open_shards(v[0], arrays=ARRAYS) for k, v in stores.items()}
     rng = np.random.default_rng(0)
@@ -87,8 +112,10 @@ def main() -> None:
         small_idx[k] = list(rng.permutation(small_idx[k][:62]))
     # The tiled stores hold the same values as the untiled one.
     a = opened["mixed"]
-    for t in tiles:
-        b = opened[f"mixed tile={t}"]
+    assert opened[crc]._sources["weights"].chunk_checksum  # type: ignore[attr-defined]
+    assert not opened[no_crc]._sources["weights"].chunk_checksum  # type: ignore[attr-defined]
+    for k in (*(f"mixed tile={t}" for t in tiles), no_crc):
+        b = opened[k]
         for i in range(len(a)):
             assert all(np.array_equal(a[i][name], b[i][name]) for name in ARRAYS)
 
@@ -129,6 +156,8 @@ def main() -> None:
         k = f"mixed tile={t}"
         methods[f"{k}: 256x256 patch, random start"] = patches(k, starts)
         methods[f"{k}: 256x256 patch, tile-aligned"] = patches(k, aligned)
+    methods[f"{no_crc}: small samples"] = read_small(no_crc)
+    methods[f"{no_crc}: 256x256 patch, random start"] = patches(no_crc, starts)
     units = 62
     for fn in methods.values():
         for u in range(units):
@@ -151,6 +180,13 @@ def main() -> None:
         ratio = np.asarray(r) / base
         med, cost = float(np.median(ratio)), float(np.median(1 / ratio))
         print(f"| {k} | {np.median(r):,.0f} | {med:.2f}x | {cost:.2f}x |")
+    print(f"\nper-chunk crc32c check: time per read with it / without it ({crc} vs {no_crc})")
+    print("| read | with / without (median of passes) | range |")
+    print("| --- | ---: | --- |")
+    for what in ("small samples", "256x256 patch, random start"):
+        cost_crc = np.asarray(rates[f"{no_crc}: {what}"]) / np.asarray(rates[f"{crc}: {what}"])
+        lo, hi = cost_crc.min(), cost_crc.max()
+        print(f"| {what} | {np.median(cost_crc):.3f}x | {lo:.3f}-{hi:.3f} |")
     if args.keep is None:
         for s in opened.values():
             s.close()

@@ -43,7 +43,7 @@ from maskprep import (
 )
 from maskprep.cli import main
 from maskprep.pipeline.runner import CONNECT_TIMEOUT
-from maskprep.store import SHAPES_KEY, Location, lock_path
+from maskprep.store import SHAPES_KEY, Location, index_nbytes, lock_path
 
 CFG = BuildConfig(shard_size=2)
 
@@ -353,6 +353,41 @@ def case_padded_shape_enlarged_fails_verify_and_reader(
     assert any(f"{SHAPES_KEY}: checksum mismatch" in p for p in report.problems), report
     with pytest.raises(StoreError, match=f"{SHAPES_KEY}: checksum mismatch"):
         open_shards(out)
+
+
+# -- item 6: every chunk of format 2 carries a crc32c that every read checks ------------------
+
+
+def case_flipped_bits_in_shard_chunks_fail_every_read(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp / "out.zarr"
+    build_weights(_data(tmp), out, BuildConfig(shard_size=2, tile=8), scheduler="sync")
+    with open_shards(out) as shards:
+        before = [shards[i] for i in range(len(shards))]
+    shard = out / "weights" / "c" / "0" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    rng = np.random.default_rng(6)
+    n_chunks = 2 * 2 * 2  # 2 samples of 2x2 tiles
+    for byte in rng.choice(len(raw) - index_nbytes(n_chunks), size=40, replace=False):
+        damaged = bytearray(raw)
+        damaged[int(byte)] ^= 1 << int(rng.integers(8))
+        shard.write_bytes(bytes(damaged))
+        errors = []
+        with open_shards(out) as shards:
+            for i in range(len(shards)):
+                try:
+                    got = shards[i]
+                except StoreError as exc:
+                    errors.append(str(exc))
+                    continue
+                assert all(np.array_equal(got[n], before[i][n]) for n in got)
+        assert len(errors) == 1, errors  # the one sample whose chunk holds the byte
+        assert errors[0].startswith(f"{shard}: chunk (") and "crc32c" in errors[0]
+    r = _cli(["verify", str(out)])
+    assert r.exit_code == 1 and "fails its crc32c checksum" in r.output
+    shard.write_bytes(bytes(raw))
+    assert verify_store(out).ok
 
 
 # -- item 8: a reweight that cannot reach its scheduler changes nothing -----------------------

@@ -18,9 +18,12 @@ rounded up to whole tiles along an axis of at most
 tiles: a shard holds several small samples or one region of a big sample, and
 shard ``K`` of an array is the set of files ``name/c/K/y/x[/0]`` over the
 spatial shard grid. Tiles that hold only the fill value (all tiles outside a
-sample's true shape) are never written and never read. The layout records
-``tile``, ``tile_shape`` and ``shard_spatial_shape``; a shard's checksum
-covers all its files. Both formats are standard zarr v3.
+sample's true shape) are never written and never read. Every tile ends with
+its crc32c (inner codecs ``bytes``, ``zstd``, ``crc32c``), which readers
+check on every decode (``chunk_checksum`` in the layout; format-2 stores
+written before it have none). The layout records ``tile``, ``tile_shape``
+and ``shard_spatial_shape``; a shard's checksum covers all its files. Both
+formats are standard zarr v3.
 
 ``S`` is the largest spatial shape in the dataset: smaller samples are padded at
 the end of each axis (image 0, labels ``void_label``, instances 0, targets
@@ -38,9 +41,11 @@ or tools stages.
 """
 
 from maskprep.store.codec import (
+    CHUNK_CHECKSUM_NBYTES,
     MISSING,
     ZSTD_MAGIC,
     UnsupportedFormat,
+    corrupt_chunks,
     crc32c,
     decode_chunk_into,
     decode_index,
@@ -54,6 +59,7 @@ from maskprep.store.codec import (
 from maskprep.store.location import Location, check_directory, make_directory
 from maskprep.store.lock import lock_path, writer_lock
 from maskprep.store.metadata import (
+    CHUNK_CHECKSUM,
     CORE_ARRAYS,
     DEFAULT_ARRAYS,
     FORMAT_VERSION,
@@ -81,6 +87,8 @@ from maskprep.store.writer import (
 )
 
 __all__ = [
+    "CHUNK_CHECKSUM",
+    "CHUNK_CHECKSUM_NBYTES",
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "FORMAT_VERSION",
@@ -96,6 +104,7 @@ __all__ = [
     "StoreMetadata",
     "UnsupportedFormat",
     "check_directory",
+    "corrupt_chunks",
     "crc32c",
     "create_store",
     "decode_chunk_into",

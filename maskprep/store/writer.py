@@ -77,10 +77,14 @@ def create_store(
     interrupted creation is still recognisable as ours and safely redone.
     """
     import zarr
-    from zarr.codecs import ZstdCodec
+    from zarr.codecs import Crc32cCodec, ZstdCodec
 
     loc = _loc(target)
     layout = metadata.layout_info
+    # Format 2 checks every chunk: zstd, then zarr's crc32c codec over the frame.
+    compressors: list[Any] = [ZstdCodec(level=zstd_level)]
+    if layout.chunk_checksum:
+        compressors.append(Crc32cCodec())
     meta = replace(metadata, complete=False, stage="creating")
     # The group's first zarr.json already carries our metadata (no moment when
     # a killed build leaves a group that is not recognisably ours); zarr
@@ -96,7 +100,7 @@ def create_store(
             shards=layout.shard_shape(name),
             dtype=layout.dtype(name),
             fill_value=layout.fill_value(name),
-            compressors=ZstdCodec(level=zstd_level),
+            compressors=compressors,
         )
     ndim = len(layout.spatial_shape)
     arr = group.create_array(
@@ -177,6 +181,7 @@ def write_shard(
             zstd_level,
             chunk_shape=chunk,
             shard_shape=extent,
+            checksum=bool(layout.chunk_checksum),
         )
         if data is None:
             loc.delete(key)

@@ -446,6 +446,76 @@ def case_interrupted_reweight_advises_finishing_it(
     assert verify_store(out).ok
 
 
+def case_reader_opened_before_a_reweight_refuses_to_mix(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import maskprep.pipeline.reweighting as rw
+
+    out = _built(tmp)[1]
+    shards = open_shards(out)
+    shards[0]  # its shard file is open and its index cached, as in a training loop
+    old_weights = shards.class_weights.copy()
+    reweight(out, ClassWeightConfig(scheme="none"), scheduler="sync")
+    changed = "the store was reweighted or rebuilt after this reader opened it"
+    for read in (lambda: shards[0], lambda: shards[3], lambda: shards.read_batch([1, 2]),
+                 lambda: shards.patch(0, (0, 0), (4, 4))):  # fmt: skip
+        with pytest.raises(StoreError, match=f"{out}: {changed}.*open it again"):
+            read()
+    assert shards.class_weights.tolist() == old_weights.tolist()  # never half updated
+    fresh = open_shards(out)
+    assert fresh.class_weights.tolist() == [1.0, 1.0]
+    # The same reweight again rewrites identical bytes: no change for an open reader.
+    reweight(out, ClassWeightConfig(scheme="none"), scheduler="sync")
+    np.testing.assert_array_equal(fresh[0]["weights"], open_shards(out)[0]["weights"])
+    # A reader used while a reweight runs says so.
+    seen: list[BaseException] = []
+    real = rw._reweight_shard
+
+    def read_during(*args: Any, **kwargs: Any) -> Any:
+        try:
+            fresh[1]
+        except StoreError as exc:
+            seen.append(exc)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rw, "_reweight_shard", read_during)
+    reweight(out, ClassWeightConfig(scheme="balanced"), scheduler="sync")
+    assert seen and all("a reweight started after this reader opened" in str(e) for e in seen)
+    # A rebuild with --overwrite swaps the whole store.
+    reader = open_shards(out)
+    build_weights(tmp / "data", out, BuildConfig(shard_size=2, w0=3), scheduler="sync",
+                  overwrite=True)  # fmt: skip
+    with pytest.raises(StoreError, match=changed):
+        reader[0]
+
+
+def case_object_store_reader_opened_before_a_reweight(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fsspec
+
+    out = _built(tmp)[1]
+    fs = fsspec.filesystem("memory")
+    root = f"/faults-{os.getpid()}/out.zarr"
+
+    def upload() -> None:
+        for p in sorted(out.rglob("*")):
+            if p.is_file():
+                fs.pipe_file(f"{root}/{p.relative_to(out).as_posix()}", p.read_bytes())
+
+    upload()
+    try:
+        shards = open_shards(f"memory://{root.lstrip('/')}")
+        shards[0]  # shard 0's index is cached
+        reweight(out, ClassWeightConfig(scheme="none"), scheduler="sync")
+        upload()  # the reweighted store replaces the objects
+        # A shard file read for the first time makes the reader look at the metadata again.
+        with pytest.raises(StoreError, match="reweighted or rebuilt after this reader opened"):
+            shards[3]
+    finally:
+        fs.rm(root.rsplit("/", 1)[0], recursive=True)
+
+
 # -- item 10: one line instead of a traceback -------------------------------------------------
 
 

@@ -49,6 +49,8 @@ class SampleSource(Protocol):
 
     ``tiled`` says the array is chunked in tiles, so a window decodes only
     the tiles it touches (else a window decodes the whole sample and crops).
+    ``indexes_read`` counts the shard indexes read so far (it grows when a
+    read touches a shard file for the first time).
     """
 
     name: str
@@ -57,6 +59,9 @@ class SampleSource(Protocol):
     dtype: np.dtype[Any]
     n_samples: int
     tiled: bool
+
+    @property
+    def indexes_read(self) -> int: ...
 
     def read(self, j: int, out: np.ndarray | None = None) -> np.ndarray: ...
 
@@ -191,6 +196,11 @@ class DirectArray:
         self.__dict__.update(state)
         self._index_lock = threading.Lock()
         self._local = threading.local()
+
+    @property
+    def indexes_read(self) -> int:
+        """Shard indexes read (and cached) so far."""
+        return len(self._indexes)
 
     def shard_path(self, s: int, spatial: tuple[int, ...] = ()) -> str:
         """Path of shard ``s`` (at position ``spatial`` of the spatial shard grid)."""
@@ -368,6 +378,7 @@ class ZarrArray:
 
     backend = "zarr"
     tiled = False
+    indexes_read = 0  # zarr-python reads shard indexes itself
 
     def __init__(self, loc: Location, name: str) -> None:
         self.name = name

@@ -745,6 +745,23 @@ def case_valid_txt_symlinked_outside_the_dataset(
     assert "secret" not in r.output
 
 
+def case_codes_txt_symlinked_outside_the_dataset(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp / "camvid"
+    (data / "images").mkdir(parents=True)
+    (data / "labels").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(data / "images" / "a.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(data / "labels" / "a_P.png")
+    outside = tmp / "elsewhere.txt"
+    outside.write_text("secret class\nVoid\n")
+    (data / "codes.txt").symlink_to(outside)
+    r = _cli(["build-weights", str(data), "-o", str(tmp / "o.zarr"), "--recipe", "camvid",
+              "-q", "--scheduler", "sync"])  # fmt: skip
+    _one_error_line(r, f"{data / 'codes.txt'}: resolves outside the dataset directory")
+    assert "secret" not in r.output and not (tmp / "o.zarr").exists()
+
+
 def case_fifo_directory_and_jpeg_named_like_inputs(
     tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,7 +24,7 @@ from maskprep.errors import DataError
 from maskprep.ingest.labelmap import components, labels_dtype
 from maskprep.ingest.layout import LAYOUTS, Annotations, Layout, ReadOptions
 from maskprep.ingest.model import CocoAnnotation, SampleSource
-from maskprep.ingest.paths import PathPattern, check_name, inside
+from maskprep.ingest.paths import PathPattern, check_inside, check_name
 from maskprep.ingest.source import SourceSpec
 from maskprep.ingest.splits import all_left_out, finish_recipe_samples, split_of
 
@@ -193,8 +193,7 @@ def _discover_coco(root: Path, spec: SourceSpec) -> list[SampleSource]:
                     f"{path}: image id {iid} {file_name!r} is not at {image.relative_to(root)}"
                 )
             check_name(image)
-            if not inside(root, image):
-                raise DataError(f"{image}: resolves outside the dataset directory {root}")
+            check_inside(root, image)
             anns = data.annotations.get(iid, ())
             stem = Path(file_name).stem
             samples.append(SampleSource(stem, image, (path,), None, split, "coco", anns, (h, w)))

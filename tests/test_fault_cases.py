@@ -762,6 +762,28 @@ def case_codes_txt_symlinked_outside_the_dataset(
     assert "secret" not in r.output and not (tmp / "o.zarr").exists()
 
 
+def case_max_pixels_is_the_one_limit_above_pillows(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import PIL.Image
+
+    # Pillow's own limit made smaller than these 16x16 images (past twice it,
+    # Pillow refuses to open them), as 2**28 = --max-pixels's default is past
+    # Pillow's default 178,956,970.
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)
+    data = _data(tmp)
+    args = ["build-weights", str(data), "-q", "--scheduler", "sync"]
+    r = _cli([*args, "-o", str(tmp / "a.zarr")])  # max_pixels above Pillow's: read
+    assert r.exit_code == 0, r.output
+    assert verify_store(tmp / "a.zarr").ok and PIL.Image.MAX_IMAGE_PIXELS == 100
+    image = sorted((data / "images").iterdir())[0]
+    r = _cli([*args, "-o", str(tmp / "b.zarr"), "--max-pixels", "200"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "4 of 4 samples have problems" in r.output
+    assert f"{image}: image has 256 pixel values, more than the limit of 200" in r.output
+    assert "raise --max-pixels" in r.output and "decompression bomb DOS" not in r.output
+
+
 def case_fifo_directory_and_jpeg_named_like_inputs(
     tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -784,6 +784,78 @@ def case_max_pixels_is_the_one_limit_above_pillows(
     assert "raise --max-pixels" in r.output and "decompression bomb DOS" not in r.output
 
 
+def _coco(tmp: Path, categories: list[Any], annotations: list[dict[str, Any]], n: int = 2) -> Path:
+    """A COCO dataset (bundled ``coco`` recipe) of ``n`` 16x16 images in train2017."""
+    root = tmp / "coco"
+    (root / "annotations").mkdir(parents=True)
+    (root / "train2017").mkdir()
+    images = []
+    for k in range(1, n + 1):
+        pixels = np.full((16, 16, 3), 40 * k, np.uint8)
+        Image.fromarray(pixels).save(root / "train2017" / f"{k}.png")
+        images.append({"id": k, "file_name": f"{k}.png", "height": 16, "width": 16})
+    doc = {"images": images, "annotations": annotations, "categories": categories}
+    (root / "annotations" / "instances_train2017.json").write_text(json.dumps(doc))
+    return root
+
+
+def _coco_ann(aid: int, image: int, category: Any, polygon: list[float] | None = None) -> Any:
+    return {"id": aid, "image_id": image, "category_id": category, "iscrowd": 0,
+            "segmentation": [polygon or [2, 2, 10, 2, 10, 10]]}  # fmt: skip
+
+
+_CATS = [{"id": 1, "name": "cell"}, {"id": 7, "name": "debris"}]
+
+
+def case_bad_coco_category_ids(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = [_coco_ann(1, 1, 1), _coco_ann(2, 2, 7)]
+    bad: list[tuple[list[Any], list[Any], str]] = [
+        ([{"id": -1, "name": "cell"}], good, "category 'cell' has id -1; maskprep reads "
+         "category ids from 0 to 65535"),
+        ([{"id": 2**31, "name": "cell"}], good, f"category 'cell' has id {2**31}"),
+        ([{"id": "1", "name": "cell"}], good, "category 'cell' has no integer 'id'"),
+        ([{"id": 1.0, "name": "cell"}], good, "category 'cell' has no integer 'id'"),
+        ([*_CATS, {"id": 1, "name": "nucleus"}], good,
+         "category id 1 appears twice ('cell', 'nucleus')"),
+        (_CATS, [*good, _coco_ann(3, 1, 99)],
+         "annotation 3 has category_id 99, which is not in categories"),
+        (_CATS, [*good, _coco_ann(3, 1, "7")], "annotation 3 has no integer 'category_id'"),
+        (_CATS, [*good, _coco_ann(3, 1, None)], "annotation 3 has no integer 'category_id'"),
+    ]  # fmt: skip
+    for k, (cats, anns, message) in enumerate(bad):
+        data = _coco(tmp / str(k), cats, anns)
+        r = _cli(["build-weights", str(data), "-o", str(tmp / f"{k}.zarr"), "--recipe", "coco",
+                  "-q", "--scheduler", "sync"])  # fmt: skip
+        _one_error_line(r, f"{data / 'annotations' / 'instances_train2017.json'}: {message}")
+    ok = _coco(tmp / "ok", _CATS, good)
+    build_weights(ok, tmp / "ok.zarr", BuildConfig.from_recipe("coco", ok), scheduler="sync")
+    assert open_shards(tmp / "ok.zarr").class_names == ["background", "cell", "debris"]
+
+
+def case_malformed_coco_polygons_are_refused(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    anns = [_coco_ann(1, 1, 1), _coco_ann(2, 2, 7, [2, 2, 1e9, 2, 10, 10]),
+            _coco_ann(3, 3, 1, [2, 2, float("nan"), 2, 10, 10])]  # fmt: skip
+    data = _coco(tmp, _CATS, anns, n=3)
+    where = data / "annotations" / "instances_train2017.json"
+    expected = [
+        f"{where}: annotation 2 (image 2.png): polygon point (1000000000.0, 2.0) lies outside "
+        "the 16 x 16 image",
+        f"{where}: annotation 3 (image 3.png): polygon point (nan, 2.0) lies outside",
+    ]
+    args = ["build-weights", str(data), "--recipe", "coco", "-q", "--scheduler", "sync"]
+    # 1e9 crashed pycocotools (segmentation fault) and NaN grew the process until the
+    # OOM killer: the first build runs in a child process, so a regression is reported.
+    r = subprocess.run([sys.executable, "-m", "maskprep", *args, "-o", str(tmp / "a.zarr")],
+                       capture_output=True, text=True, timeout=600,
+                       cwd=Path(__file__).parents[1])  # fmt: skip
+    assert r.returncode == 1 and "Traceback" not in r.stderr, (r.returncode, r.stderr)
+    assert all(e in r.stderr for e in expected), r.stderr
+    r = _cli([*args, "-o", str(tmp / "b.zarr"), "--on-error", "skip"])
+    assert r.exit_code == 0, r.output
+    assert "2 sample(s) quarantined" in r.output and all(e in r.output for e in expected)
+    assert open_shards(tmp / "b.zarr").sample_ids == ["1"]
+
+
 def case_fifo_directory_and_jpeg_named_like_inputs(
     tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

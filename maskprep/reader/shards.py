@@ -1,11 +1,12 @@
 """Reading a built store back as numpy arrays, fast.
 
 zarr-python's per-call overhead dominates small random reads, so for the codec
-chain maskprep writes (``sharding_indexed`` over one chunk per sample, inner
-codecs ``bytes`` + ``zstd``, index codecs ``bytes`` + ``crc32c``) the reader
-decodes the shards itself: each shard's index is read once (its crc32c
-checked) and cached, and each sample's chunk is read with one ``pread`` and
-zstd-decompressed straight into its output array. Any other codec chain is read
+chain maskprep writes (``sharding_indexed`` over one chunk per sample or
+tiles, inner codecs ``bytes`` + ``zstd`` [+ ``crc32c`` in format 2], index
+codecs ``bytes`` + ``crc32c``) the reader decodes the shards itself: each
+shard's index is read once (its crc32c checked) and cached, and each chunk is
+read with one ``pread``, its crc32c checked (format 2) and zstd-decompressed
+straight into its output array. Any other codec chain is read
 through zarr-python, with the same results. File descriptors are opened lazily
 in the process that reads (a forked DataLoader worker opens its own), at most
 :data:`MAX_OPEN_FILES` at a time.

@@ -121,6 +121,18 @@ def test_layout_chunk_checksum_rules() -> None:
         StoreLayout.from_dict({**tiled.to_dict(), "chunk_checksum": "md5"})
 
 
+def test_the_crc32c_residue_checks_exactly_the_appended_checksum() -> None:
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 3, 4, 17, 1000):
+        data = rng.bytes(n)
+        good = codec_mod.crc32c(data)
+        assert codec_mod.crc32c(data + good.to_bytes(4, "little")) == codec_mod.CRC32C_RESIDUE
+        for wrong in (good ^ 1, good ^ 0x80000000, (good + 1) % 2**32, 0):
+            if wrong != good:
+                tail = wrong.to_bytes(4, "little")
+                assert codec_mod.crc32c(data + tail) != codec_mod.CRC32C_RESIDUE
+
+
 @pytest.mark.parametrize("decoder", ["zstandard", "numcodecs"])
 def test_checksummed_chunks_read_as_zarr_python_reads_them(
     pristine: Path, decoder: str, monkeypatch: pytest.MonkeyPatch

@@ -75,8 +75,10 @@ class Shards:
         if loc.is_local:
             self.path = loc.path if isinstance(path, Location) else Path(path)
         self.location = loc
-        # Taken before the metadata is read: a change in between is seen at the first read.
-        self._stamp = _stamp(loc)
+        # zarr.json's identity, taken before the metadata is read (a change in
+        # between is seen at the first read); local stores only.
+        self._zarr_json = os.path.join(loc.url, "zarr.json") if loc.is_local else None
+        self._stamp = _stamp(self._zarr_json)
         #: The store's metadata, typed.
         self.store_metadata: StoreMetadata = read_metadata(loc)
         self._digest = self.store_metadata.digest()
@@ -205,9 +207,9 @@ class Shards:
         metadata is read again only when that suggests a change; rewritten
         with the same content (the same reweight again) is no change.
         """
-        local = self.location.is_local
+        local = self._zarr_json is not None
         if local:
-            stamp = _stamp(self.location)
+            stamp = _stamp(self._zarr_json)
             if stamp == self._stamp and stamp is not None:
                 return
         else:
@@ -510,13 +512,13 @@ class Shards:
         self.close()
 
 
-def _stamp(loc: Location) -> tuple[int, ...] | None:
-    """Identity of a local store's ``zarr.json`` (None if absent; always None remotely):
-    every metadata write (a reweight marks the store first) changes it."""
-    if not loc.is_local:
+def _stamp(zarr_json: str | None) -> tuple[int, ...] | None:
+    """Identity of a local store's ``zarr.json`` (None if absent or not local): every
+    metadata write (a reweight marks the store first) changes it."""
+    if zarr_json is None:
         return None
     try:
-        st = os.stat(loc.path / "zarr.json")
+        st = os.stat(zarr_json)
     except OSError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

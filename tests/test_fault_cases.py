@@ -390,6 +390,22 @@ def case_flipped_bits_in_shard_chunks_fail_every_read(
     assert verify_store(out).ok
 
 
+def case_reweight_of_a_damaged_store_changes_nothing(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp / "out.zarr"
+    build_weights(_data(tmp), out, BuildConfig(shard_size=2, tile=8), scheduler="sync")
+    shard = out / "labels" / "c" / "1" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    raw[3] ^= 0x10
+    shard.write_bytes(bytes(raw))
+    before = _files_digest(out)
+    r = _cli(["reweight", str(out), "--class-weights", "none", "-q", "--scheduler", "sync"])
+    _one_error_line(r, f"{out}/labels/c/1/*: checksum mismatch", "the store was not changed")
+    assert _files_digest(out) == before  # still complete: readers read its intact samples
+    assert open_shards(out)[0]["labels"].shape == (16, 16)
+
+
 # -- item 8: a reweight that cannot reach its scheduler changes nothing -----------------------
 
 

@@ -81,7 +81,6 @@ class Shards:
         self._stamp = _stamp(self._zarr_json)
         #: The store's metadata, typed.
         self.store_metadata: StoreMetadata = read_metadata(loc)
-        self._digest = self.store_metadata.digest()
         self._indexes_seen = 0
         #: The same as the JSON dict stored in the group's ``maskprep`` attribute.
         self.metadata: dict[str, Any] = self.store_metadata.to_dict()
@@ -220,7 +219,7 @@ class Shards:
             now = read_store_metadata(self.location)
         except StoreError:
             now = None  # a torn or foreign zarr.json: changed
-        if now is not None and now.complete and now.digest() == self._digest:
+        if now is not None and now.complete and now.digest() == self.store_metadata.digest():
             if local:
                 self._stamp = stamp
             else:

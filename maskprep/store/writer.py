@@ -132,14 +132,16 @@ def _combined(digests: Sequence[tuple[str, str | None]]) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def shard_checksums(loc: Location, layout: StoreLayout, shard: int) -> dict[str, str | None]:
+def shard_checksums(
+    loc: Location, layout: StoreLayout, shard: int, names: Sequence[str] | None = None
+) -> dict[str, str | None]:
     """sha256 of each array's file for one shard (None where nothing was written).
 
     A tiled store's shard is one file per spatial shard: its checksum is a
-    sha256 over each file's key and sha256.
+    sha256 over each file's key and sha256. ``names`` limits it to those arrays.
     """
     out: dict[str, str | None] = {}
-    for name in layout.array_names:
+    for name in layout.array_names if names is None else names:
         digests: list[tuple[str, str | None]] = []
         for pos, _ in layout.spatial_shards():
             key = layout.shard_key(name, shard, pos)

@@ -12,7 +12,13 @@ deterministic), arrays ``image`` (uint8), ``labels`` (uint8), ``instances``
 * ``all-small``: 64 samples of 256x256, untiled (the reference);
 * ``mixed``: 62 samples of 256x256 and 2 of 1040x1388 (DSB2018's extremes),
   untiled: every sample is padded to 1040x1388;
-* ``mixed tile=256``: the same samples built with ``tile=256``.
+* ``mixed tile=256``: the same samples built with ``tile=256``;
+* ``mixed tile=256 no-crc``: the same again, written without the per-chunk
+  crc32c (as format-2 stores were before it), to measure what checking it
+  costs a read: the last table compares the two, pass by pass, and also
+  ``mixed tile=256`` read with and without the reader's check that the store
+  was not rewritten since it was opened (one ``stat`` of ``zarr.json`` a
+  read; switched off on a second reader of the same store).
 
 Small samples are read one at a time (``shards[i]`` with
 ``arrays=("image", "labels", "weights")``) in one shuffled order; the
@@ -35,12 +41,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import maskprep.pipeline.build as build_module
 from maskprep import BuildConfig, build_weights, make_sample, open_shards
 
 ARRAYS = ("image", "labels", "weights")
@@ -57,6 +65,47 @@ def mixed_dataset(root: Path, n_small: int, n_big: int) -> Path:
     return data
 
 
+def build_without_checksums(data: Path, out: Path, cfg: BuildConfig) -> None:
+    """Build a format-2 store whose chunks carry no crc32c (as before it existed)."""
+    real = build_module.plan_layout
+
+    def plan(*args: object, **kwargs: object) -> object:
+        return replace(real(*args, **kwargs), chunk_checksum=False)  # type: ignore[arg-type]
+
+    build_module.plan_layout = plan  # type: ignore[assignment]
+    try:
+        build_weights(data, out, cfg, scheduler="threads", workers=2)
+    finally:
+        build_module.plan_layout = real
+
+
+def timed(
+    methods: dict[str, Callable[[int], object]], units: int, repeats: int, *, rotate: bool
+) -> dict[str, list[float]]:
+    """Reads per second of each method in each of ``repeats`` passes of ``units`` reads.
+
+    The methods take turns read by read (round robin, so that a disturbance from
+    other jobs hits every method alike), after an untimed pass; with ``rotate``
+    the order of the turn shifts by one every read.
+    """
+    for fn in methods.values():
+        for u in range(units):
+            fn(u)  # warm
+    names = list(methods)
+    rates: dict[str, list[float]] = {k: [] for k in names}
+    for _ in range(repeats):
+        spent = dict.fromkeys(names, 0.0)
+        for u in range(units):
+            shift = u % len(names) if rotate else 0
+            for k in names[shift:] + names[:shift]:
+                t0 = time.perf_counter()
+                methods[k](u)
+                spent[k] += time.perf_counter() - t0
+        for k in names:
+            rates[k].append(units / spent[k])
+    return rates
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=15)
@@ -67,18 +116,27 @@ def main() -> None:
     tiles = [int(t) for t in args.tiles.split(",")]
     repeats = 2 if args.quick else args.repeats
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="bench-mixed-"))
+    crc = f"mixed tile={tiles[0]}"
+    no_crc = f"{crc} no-crc"
     stores = {
         "all-small": (tmp / "small.zarr", 64, 0, None),
         "mixed": (tmp / "mixed.zarr", 62, 2, None),
         **{f"mixed tile={t}": (tmp / f"mixed-t{t}.zarr", 62, 2, t) for t in tiles},
+        no_crc: (tmp / f"mixed-t{tiles[0]}-nocrc.zarr", 62, 2, tiles[0]),
     }
     datasets = {0: mixed_dataset(tmp / "d64", 64, 0), 2: mixed_dataset(tmp / "d62", 62, 2)}
-    for path, _, n_big, tile in stores.values():
+    for key, (path, _, n_big, tile) in stores.items():
         if not path.exists():
             cfg = BuildConfig(tile=tile)
-            build_weights(datasets[n_big], path, cfg, scheduler="threads", workers=2)
+            if key == no_crc:
+                build_without_checksums(datasets[n_big], path, cfg)
+            else:
+                build_weights(datasets[n_big], path, cfg, scheduler="threads", workers=2)
 
     opened = {k: open_shards(v[0], arrays=ARRAYS) for k, v in stores.items()}
+    unwatched = f"{crc} unwatched"
+    opened[unwatched] = open_shards(stores[crc][0], arrays=ARRAYS)
+    opened[unwatched]._check_unchanged = lambda failed=False: None  # type: ignore[method-assign]
     rng = np.random.default_rng(0)
     small_idx = {
         k: [i for i in range(len(s)) if tuple(s.shapes[i]) == SMALL] for k, s in opened.items()
@@ -87,8 +145,10 @@ def main() -> None:
         small_idx[k] = list(rng.permutation(small_idx[k][:62]))
     # The tiled stores hold the same values as the untiled one.
     a = opened["mixed"]
-    for t in tiles:
-        b = opened[f"mixed tile={t}"]
+    assert opened[crc]._sources["weights"].chunk_checksum  # type: ignore[attr-defined]
+    assert not opened[no_crc]._sources["weights"].chunk_checksum  # type: ignore[attr-defined]
+    for k in (*(f"mixed tile={t}" for t in tiles), no_crc):
+        b = opened[k]
         for i in range(len(a)):
             assert all(np.array_equal(a[i][name], b[i][name]) for name in ARRAYS)
 
@@ -130,19 +190,7 @@ def main() -> None:
         methods[f"{k}: 256x256 patch, random start"] = patches(k, starts)
         methods[f"{k}: 256x256 patch, tile-aligned"] = patches(k, aligned)
     units = 62
-    for fn in methods.values():
-        for u in range(units):
-            fn(u)  # warm
-    rates: dict[str, list[float]] = {k: [] for k in methods}
-    for _ in range(repeats):
-        spent = dict.fromkeys(methods, 0.0)
-        for u in range(units):  # round robin: a disturbance hits every method alike
-            for k, fn in methods.items():
-                t0 = time.perf_counter()
-                fn(u)
-                spent[k] += time.perf_counter() - t0
-        for k in methods:
-            rates[k].append(units / spent[k])
+    rates = timed(methods, units, repeats, rotate=False)
     base = np.asarray(rates["all-small: small samples"])
     print(f"stores in {tmp}; arrays {', '.join(ARRAYS)}; medians of {repeats} passes")
     print("| read | per second | speed vs a 256x256 sample | cost vs a 256x256 sample |")
@@ -151,6 +199,34 @@ def main() -> None:
         ratio = np.asarray(r) / base
         med, cost = float(np.median(ratio)), float(np.median(1 / ratio))
         print(f"| {k} | {np.median(r):,.0f} | {med:.2f}x | {cost:.2f}x |")
+
+    # The checks, timed on their own: each read of a method is followed by the
+    # same read of the others, in an order rotated every read, so that no
+    # method always follows one that flushed the CPU caches.
+    checks = {
+        f"{crc}: small samples": read_small(crc),
+        f"{no_crc}: small samples": read_small(no_crc),
+        f"{unwatched}: small samples": read_small(unwatched),
+        f"{crc}: 256x256 patch, random start": patches(crc, starts),
+        f"{no_crc}: 256x256 patch, random start": patches(no_crc, starts),
+    }
+    rates = timed(checks, units, 2 * repeats, rotate=True)
+    print(f"\nchecks on {crc}: time per read with the check / without it, medians of "
+          f"{2 * repeats} passes")  # fmt: skip
+    print("| check | read | with | without | with / without (median of passes) | range |")
+    print("| --- | --- | ---: | ---: | ---: | --- |")
+    pairs = [
+        ("per-chunk crc32c", "small samples", no_crc),
+        ("per-chunk crc32c", "256x256 patch, random start", no_crc),
+        ("store unchanged (stat)", "small samples", unwatched),
+    ]
+    for check, what, without in pairs:
+        r_with = np.asarray(rates[f"{crc}: {what}"])
+        r_without = np.asarray(rates[f"{without}: {what}"])
+        cost = r_without / r_with
+        us_with, us_without = 1e6 / np.median(r_with), 1e6 / np.median(r_without)
+        print(f"| {check} | {what} | {us_with:.0f} us | {us_without:.0f} us | "
+              f"{np.median(cost):.3f}x | {cost.min():.3f}-{cost.max():.3f} |")  # fmt: skip
     if args.keep is None:
         for s in opened.values():
             s.close()

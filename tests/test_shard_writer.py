@@ -9,7 +9,7 @@ import pytest
 import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from maskprep.store.codec import encode_shard
 
@@ -67,8 +67,17 @@ def test_random_shapes_equal_zarr_python(
 
 
 def _zarr_tiled(
-    tmp: Path, data: np.ndarray, chunk: tuple, shard: tuple, fill: object, level: int
+    tmp: Path,
+    data: np.ndarray,
+    chunk: tuple,
+    shard: tuple,
+    fill: object,
+    level: int,
+    checksum: bool = False,
 ) -> dict[str, bytes | None]:
+    compressors: list = [ZstdCodec(level=level)]
+    if checksum:  # format 2: zarr's crc32c codec after zstd, per chunk
+        compressors.append(Crc32cCodec())
     arr = zarr.create_array(
         str(tmp),
         shape=data.shape,
@@ -76,7 +85,7 @@ def _zarr_tiled(
         shards=shard,
         dtype=data.dtype,
         fill_value=fill,
-        compressors=ZstdCodec(level=level),
+        compressors=compressors,
     )
     arr[:] = data
     out: dict[str, bytes | None] = {}
@@ -88,14 +97,20 @@ def _zarr_tiled(
 
 
 def _ours_tiled(
-    data: np.ndarray, chunk: tuple, shard: tuple, fill: object, level: int
+    data: np.ndarray, chunk: tuple, shard: tuple, fill: object, level: int, checksum: bool = False
 ) -> dict[str, bytes | None]:
     out: dict[str, bytes | None] = {}
     grid = [-(-n // s) for n, s in zip(data.shape, shard, strict=True)]
     for pos in np.ndindex(*grid):
         window = tuple(slice(p * s, (p + 1) * s) for p, s in zip(pos, shard, strict=True))
         out["/".join(map(str, pos))] = encode_shard(
-            data[window], shard[0], fill, level, chunk_shape=chunk[1:], shard_shape=shard[1:]
+            data[window],
+            shard[0],
+            fill,
+            level,
+            chunk_shape=chunk[1:],
+            shard_shape=shard[1:],
+            checksum=checksum,
         )
     return out
 
@@ -110,16 +125,23 @@ def _ours_tiled(
     ],
 )
 @pytest.mark.parametrize(("dtype", "fill"), [("uint8", 255), ("float32", 0.0)])
+@pytest.mark.parametrize("checksum", [True, False], ids=["crc32c", "no-checksum"])
 def test_tiled_shards_equal_zarr_python(
-    tmp_path: Path, shape: tuple, chunk: tuple, shard: tuple, dtype: str, fill: object
+    tmp_path: Path,
+    shape: tuple,
+    chunk: tuple,
+    shard: tuple,
+    dtype: str,
+    fill: object,
+    checksum: bool,
 ) -> None:
     rng = np.random.default_rng(3)
     data = (rng.random(shape) * 50).astype(dtype)
     data[1] = fill  # an empty sample: none of its tiles are written
     data[0, : chunk[1]] = fill  # empty tiles beside written ones
     data[2, 5:] = fill  # a small sample padded to the full shape
-    expected = _zarr_tiled(tmp_path / "z", data, chunk, shard, fill, 3)
-    assert _ours_tiled(data, chunk, shard, fill, 3) == expected
+    expected = _zarr_tiled(tmp_path / "z", data, chunk, shard, fill, 3, checksum)
+    assert _ours_tiled(data, chunk, shard, fill, 3, checksum) == expected
 
 
 @settings(max_examples=20, deadline=None)
@@ -130,6 +152,7 @@ def test_tiled_shards_equal_zarr_python(
     tile=st.tuples(st.integers(1, 7), st.integers(1, 7)),
     tiles_per_shard=st.tuples(st.integers(1, 4), st.integers(1, 4)),
     seed=st.integers(0, 2**16),
+    checksum=st.booleans(),
 )
 def test_random_tiled_shards_equal_zarr_python(
     tmp_path_factory: pytest.TempPathFactory,
@@ -139,10 +162,11 @@ def test_random_tiled_shards_equal_zarr_python(
     tile: tuple,
     tiles_per_shard: tuple,
     seed: int,
+    checksum: bool,
 ) -> None:
     rng = np.random.default_rng(seed)
     data = rng.integers(0, 2, size=(n, *spatial)).astype(np.uint8)
     chunk = (1, *tile)
     shards = (shard, *(t * k for t, k in zip(tile, tiles_per_shard, strict=True)))
-    expected = _zarr_tiled(tmp_path_factory.mktemp("z") / "a", data, chunk, shards, 0, 3)
-    assert _ours_tiled(data, chunk, shards, 0, 3) == expected
+    expected = _zarr_tiled(tmp_path_factory.mktemp("z") / "a", data, chunk, shards, 0, 3, checksum)
+    assert _ours_tiled(data, chunk, shards, 0, 3, checksum) == expected

@@ -35,15 +35,25 @@ ARRAY_FILES = {
     "weights/zarr.json": "92ada7aa1679e373b77f437db2ea2a585558c8a5fd2162d6dd01b230e44817a0",
 }
 # The default build (tiles of 256 pixels, format 2): the sample data's 256x256
-# images are one tile each, so every array file is format 1's; the shard marker
-# and the metadata (format 2, the layout's tile and block) differ.
+# images are one tile each, as in format 1, but every tile ends with its crc32c
+# (zarr's crc32c codec), so the array files and their zarr.json differ; the
+# shapes array is format 1's.
 DEFAULT_FILES = {
-    **ARRAY_FILES,
     "_maskprep/shards/000000.json": (
-        "3d694ac21e50b547671c4e139ee284d618498d06120f61f9625984b6b0e99348"
+        "fa6a94e6855c6b7244c6b91d1e9369e0043d741ebc3175f14ed1f80718ff7262"
     ),
+    "image/c/0/0/0": "6d9cf3e89ec7dd32252d394583751c6abf8a77186f254e22c8d77f06eb1c718d",
+    "image/zarr.json": "8da008489363437f503707e3119b75a9a94e3dca50cb9fa5550f981752f3f36b",
+    "instances/c/0/0/0": "754edc54abed83eef85e921317c26cc31264fa9cf5b56f5d66f947cc531d7315",
+    "instances/zarr.json": "a36d86ab31ae1234de1e96d503f061d2ee96ba60d9ea8298d2a787de2d468b9e",
+    "labels/c/0/0/0": "80dfaff13716f47c21449671335b8e06007de13ba0187a20fd77cb559b47d49f",
+    "labels/zarr.json": "1805e2c91ab7d04bf2b3459f9885117d8b0ac72b3c4f76fe53f4bc927f1812e2",
+    "shapes/c/0/0": ARRAY_FILES["shapes/c/0/0"],
+    "shapes/zarr.json": ARRAY_FILES["shapes/zarr.json"],
+    "weights/c/0/0/0": "12b0b38ee72771f3a075b2d9b4fea1547f98aed64d87d48eb78356c67a724ffd",
+    "weights/zarr.json": "c567c8d94ab6d7db25ea03a28e9fb6fc58f89033abaae93845df75c0c023be03",
 }
-DEFAULT_METADATA_DIGEST = "a5a83c64c58eb084609bfd7c21469bc233dd302d53c5a5f98c431e5046755bd1"
+DEFAULT_METADATA_DIGEST = "2727bcfb7c165b2e39613e371eb339733f764b01959cef6fab09e94c4bace8f2"
 # Keys that depend on when the inputs were written or on the version string.
 VOLATILE = ("inputs_digest", "metadata_digest", "maskprep_version")
 # Deliberate edit: the metadata gained ``shapes_checksum`` (the sha256 of

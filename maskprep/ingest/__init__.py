@@ -54,7 +54,7 @@ from maskprep.ingest.model import (
     SampleProblems,
     SampleSource,
 )
-from maskprep.ingest.paths import PathPattern
+from maskprep.ingest.paths import PathPattern, check_inside
 from maskprep.ingest.source import SourceSpec
 
 #: Layouts needing no recipe, as offered by ``layout=`` (``"auto"`` detects).
@@ -78,6 +78,7 @@ __all__ = [
     "SampleSource",
     "SourceSpec",
     "available_layouts",
+    "check_inside",
     "coco_categories",
     "crop_sample",
     "detect_layout",

@@ -23,8 +23,8 @@ import numpy as np
 from maskprep.errors import DataError
 from maskprep.ingest.labelmap import components, labels_dtype
 from maskprep.ingest.layout import LAYOUTS, Annotations, Layout, ReadOptions
-from maskprep.ingest.model import CocoAnnotation, SampleSource
-from maskprep.ingest.paths import PathPattern, check_name, inside
+from maskprep.ingest.model import MAX_SOURCE_VALUE, CocoAnnotation, SampleSource
+from maskprep.ingest.paths import PathPattern, check_inside, check_name
 from maskprep.ingest.source import SourceSpec
 from maskprep.ingest.splits import all_left_out, finish_recipe_samples, split_of
 
@@ -95,8 +95,13 @@ def _load_coco_cached(name: str, size: int, mtime_ns: int) -> _CocoFile:
         if not isinstance(cat, dict) or not isinstance(cat.get("name"), str):
             raise fail(f"category {cat!r} has no name")
         cid = integer(cat, "id", f"category {cat.get('name')!r}")
+        if not 0 <= cid <= MAX_SOURCE_VALUE:  # ids are source values of the label map
+            raise fail(
+                f"category {cat['name']!r} has id {cid}; maskprep reads category ids from 0 "
+                f"to {MAX_SOURCE_VALUE}"
+            )
         if cid in categories:
-            raise fail(f"category id {cid} appears twice")
+            raise fail(f"category id {cid} appears twice ({categories[cid]!r}, {cat['name']!r})")
         categories[cid] = cat["name"]
     images: dict[int, tuple[int, str, int, int]] = {}
     for img in data["images"]:
@@ -193,8 +198,7 @@ def _discover_coco(root: Path, spec: SourceSpec) -> list[SampleSource]:
                     f"{path}: image id {iid} {file_name!r} is not at {image.relative_to(root)}"
                 )
             check_name(image)
-            if not inside(root, image):
-                raise DataError(f"{image}: resolves outside the dataset directory {root}")
+            check_inside(root, image)
             anns = data.annotations.get(iid, ())
             stem = Path(file_name).stem
             samples.append(SampleSource(stem, image, (path,), None, split, "coco", anns, (h, w)))
@@ -243,6 +247,35 @@ def _rle_mask(counts: Sequence[int], h: int, w: int) -> np.ndarray:
     return flat.reshape(w, h).T.copy()
 
 
+def _polygon_points(poly: list[Any], h: int, w: int, where: str) -> list[float]:
+    """A polygon's coordinates as floats, each finite and within one image size of the
+    ``h`` x ``w`` image; DataError otherwise.
+
+    pycocotools rasterizes every edge at 5x its length: a coordinate of 1e9
+    crashes it (segmentation fault) and a NaN exhausts memory, so they are
+    refused here, before it sees them.
+
+    >>> _polygon_points([1, 2, 3, 4, 5, 6], 10, 10, "a.json: annotation 1")
+    [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    >>> try:
+    ...     _polygon_points([1, 2, 3, 4, 1e9, 6], 10, 10, "a.json: annotation 1")
+    ... except DataError as e:
+    ...     print(str(e).split(";")[0])
+    a.json: annotation 1: polygon point (1000000000.0, 6.0) lies outside the 10 x 10 image
+    """
+    try:
+        coords = [float(v) for v in poly]
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: polygon coordinates must be numbers") from None
+    for x, y in zip(coords[0::2], coords[1::2], strict=True):
+        if not (-w <= x <= 2 * w and -h <= y <= 2 * h):  # also False for NaN
+            raise DataError(
+                f"{where}: polygon point ({x}, {y}) lies outside the {h} x {w} image; "
+                "coordinates must be finite and within one image size of it"
+            )
+    return coords
+
+
 def _coco_mask(ann: CocoAnnotation, shape: tuple[int, ...], src: SampleSource) -> np.ndarray:
     h, w = shape
     json_path = src.masks[0]
@@ -255,7 +288,7 @@ def _coco_mask(ann: CocoAnnotation, shape: tuple[int, ...], src: SampleSource) -
                 if not isinstance(poly, list) or len(poly) % 2:
                     raise DataError(f"{where}: a polygon must be a list of x, y pairs")
                 if len(poly) >= 6:  # fewer than 3 points have no area
-                    polygons.append([float(v) for v in poly])
+                    polygons.append(_polygon_points(poly, h, w, where))
             if not polygons:
                 return np.zeros(shape, dtype=bool)
             try:

@@ -15,7 +15,7 @@ from maskprep.ingest.imageio import read_array
 from maskprep.ingest.instances import read_unlabeled, samples_with_split
 from maskprep.ingest.layout import LAYOUTS, Annotations, Layout, ReadOptions
 from maskprep.ingest.model import SampleSource
-from maskprep.ingest.paths import check_name, inside
+from maskprep.ingest.paths import check_inside, check_name
 from maskprep.ingest.source import SourceSpec
 
 __all__ = ["Dsb2018Layout"]
@@ -56,8 +56,7 @@ def _discover_dsb2018(
             continue  # a zarr store (maskprep's output, say) is not a sample folder
         stem = child.name
         check_name(child)
-        if not inside(root, child):
-            raise DataError(f"{child}: resolves outside the dataset directory {root}")
+        check_inside(root, child)
         image = child / "images" / f"{stem}.png"
         if not image.is_file():
             problems.append((stem, str(_no_image_error(root, child, image))))
@@ -66,8 +65,7 @@ def _discover_dsb2018(
         masks = tuple(p for p in sorted(masks_dir.glob("*.png")) if not p.name.startswith("."))
         for m in masks:
             check_name(m)
-            if not inside(root, m):
-                raise DataError(f"{m}: resolves outside the dataset directory {root}")
+            check_inside(root, m)
         found.append((stem, image, masks, None))
     message = problems[0][1] if len(problems) == 1 else "\n".join(
         [f"{root}: {len(problems)} sample folder(s) have problems:", *(m for _, m in problems[:10])]

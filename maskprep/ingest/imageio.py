@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,30 @@ __all__ = [
 ]
 
 _too_big = too_big
+
+# Pillow has its own decompression-bomb limit (a warning past
+# PIL.Image.MAX_IMAGE_PIXELS, an error past twice that, 178,956,970 pixels by
+# default), checked once in Image.open from the header. maskprep's max_pixels
+# is checked from the same header right after, so Pillow's is switched off
+# for the open alone: max_pixels is the one limit, above or below Pillow's.
+# The lock keeps concurrent opens from restoring each other's setting.
+_PILLOW_LIMIT = threading.Lock()
+
+
+def _open_pillow(path: Path) -> Any:
+    """``PIL.Image.open(path)`` without Pillow's decompression-bomb check (see above);
+    the caller checks max_pixels before decoding anything."""
+    from PIL import Image
+
+    with _PILLOW_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
 
 
 def _palette_mode(mode: str, info: Mapping[Any, Any]) -> str | None:
@@ -74,9 +99,7 @@ def read_array(
                     n = int(series.shape[axes.index("S" if "S" in axes else "C")])
                     raise _multichannel(path, what, n, f"TIFF axes {axes}")
                 return np.asarray(series.asarray())
-        from PIL import Image
-
-        with Image.open(path) as im:
+        with _open_pillow(path) as im:
             w, h = im.size
             bands = im.getbands()
             _too_big(path, what, w * h * len(bands), max_pixels)
@@ -110,7 +133,7 @@ def probe_image(path: Path, max_pixels: int | None) -> tuple[tuple[int, ...], np
     try:
         from PIL import Image
 
-        with Image.open(path) as im:
+        with _open_pillow(path) as im:
             w, h = im.size
             mode = _palette_mode(im.mode, im.info) or im.mode
             _too_big(path, "image", w * h * len(im.getbands()), max_pixels)
@@ -130,9 +153,7 @@ def read_image(path: Path, max_pixels: int | None, mode: str | None) -> np.ndarr
     if path.suffix.lower() in (".tif", ".tiff", ZARR_SUFFIX):
         raise DataError(f"{path}: image_mode {mode!r} applies to Pillow images, not TIFF")
     try:
-        from PIL import Image
-
-        with Image.open(path) as im:
+        with _open_pillow(path) as im:
             w, h = im.size
             _too_big(path, "image", w * h * len(im.getbands()), max_pixels)
             return np.asarray(im.convert(mode))
@@ -220,7 +241,7 @@ def file_header(
     try:
         from PIL import Image
 
-        with Image.open(path) as im:
+        with _open_pillow(path) as im:
             w, h = im.size
             bands = im.getbands()
             mode = im.mode

@@ -12,7 +12,15 @@ from pathlib import Path
 from maskprep.errors import DataError
 from maskprep.ingest.model import IMAGE_SUFFIXES, RECIPE_IMAGE_SUFFIXES
 
-__all__ = ["PathPattern", "check_name", "files_by_stem", "find_volumes", "inside", "read_valid"]
+__all__ = [
+    "PathPattern",
+    "check_inside",
+    "check_name",
+    "files_by_stem",
+    "find_volumes",
+    "inside",
+    "read_valid",
+]
 
 _FIELD_RE = re.compile(r"\{([^{}]*)\}")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -101,8 +109,7 @@ class PathPattern:
             values = self.match(rel.as_posix())
             if values is None:
                 continue
-            if not inside(root, path):
-                raise DataError(f"{path}: resolves outside the dataset directory {root}")
+            check_inside(root, path)
             found.append((values, path))
         return found
 
@@ -123,13 +130,33 @@ def _pattern_regex(text: str) -> re.Pattern[str]:
 
 
 def inside(root: Path, path: Path) -> bool:
-    # A symlink or '..' that resolves outside the dataset would let a crafted
-    # dataset read arbitrary files; refuse it.
+    """True if ``path`` resolves (symlinks and ``..`` followed) inside ``root``."""
     try:
         path.resolve().relative_to(root.resolve())
     except ValueError:
         return False
     return True
+
+
+def check_inside(root: Path, path: Path) -> None:
+    """Refuse ``path`` (DataError naming it) if it resolves outside the dataset ``root``.
+
+    Every file maskprep reads from a dataset (images, masks, split and class
+    files, annotations) passes here first: a symlink or ``..`` leading out of
+    the dataset would let a crafted dataset read arbitrary files into a store
+    or an error message.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> check_inside(root, root / "codes.txt")
+    >>> try:
+    ...     check_inside(root, root / ".." / "secret.txt")
+    ... except DataError as e:
+    ...     print("resolves outside the dataset directory" in str(e))
+    True
+    """
+    if not inside(root, path):
+        raise DataError(f"{path}: resolves outside the dataset directory {root}")
 
 
 def check_name(path: Path) -> None:
@@ -168,8 +195,7 @@ def files_by_stem(root: Path, folder: Path, *, arrays: bool = False) -> dict[str
             unsupported.setdefault(path.stem, path)
             continue
         check_name(path)
-        if not inside(root, path):
-            raise DataError(f"{path}: resolves outside the dataset directory {root}")
+        check_inside(root, path)
         stem = path.stem
         if stem in found:
             raise DataError(
@@ -213,8 +239,7 @@ def read_valid(
     path = root / name
     if not path.exists():
         return set()
-    if not inside(root, path):
-        raise DataError(f"{path}: resolves outside the dataset directory {root}")
+    check_inside(root, path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,13 +24,17 @@ from maskprep.pipeline.kernels import KernelWarmup
 from maskprep.pipeline.runner import Progress, Runner
 from maskprep.pipeline.write import write_blocks
 from maskprep.store import (
+    SHAPES_KEY,
     Location,
     StoreLayout,
+    StoreMetadata,
     done_parts,
     mark_complete,
     put_shard_file,
     read_store_metadata,
     record_part,
+    shapes_checksum,
+    shard_checksums,
     shard_encoder,
     write_metadata,
     writer_lock,
@@ -141,6 +146,31 @@ def _reweight_part(
         {"shard": shard, "part": part, "samples": [start, stop], "checksums": checksums},
     )
     return shard
+def _check_inputs(
+    loc: Location, meta: StoreMetadata, checksums: Sequence[dict[str, str | None]]
+) -> None:
+    """Refuse, before the store is touched, to reweight from damaged labels,
+    instances or shapes (their files must match the checksums of the build).
+
+    A damaged chunk would otherwise stop the reweight halfway, with the store
+    marked "reweighting" and every retry failing the same way.
+    """
+    layout = meta.layout_info
+    if meta.shapes_checksum is not None and shapes_checksum(loc) != meta.shapes_checksum:
+        raise StoreError(
+            f"{loc}/{SHAPES_KEY}: checksum mismatch (the sample shapes were modified); the "
+            "store was not changed: restore the file or rebuild the store"
+        )
+    n_shards = len(layout.shard_bounds())
+    for k in range(n_shards if len(checksums) == n_shards else 0):
+        actual = shard_checksums(loc, layout, k, ("labels", "instances"))
+        for name, digest in actual.items():
+            if digest != checksums[k].get(name):
+                key = f"{name}/c/{k}/*" if layout.tiled else layout.shard_key(name, k)
+                raise StoreError(
+                    f"{loc}/{key}: checksum mismatch (the shard was modified or is "
+                    "damaged); the store was not changed: restore the file or rebuild the store"
+                )
 
 
 def _reweighted(layout: StoreLayout) -> list[str]:
@@ -235,8 +265,9 @@ def _reweight_locked(
             f"{loc}/{missing[0]}/zarr.json: array metadata is missing (the store is damaged; "
             "rebuild it); the store was not changed"
         )
-    lut = weight_lookup(build_cfg.void_label, build_cfg.num_classes, weights)
     checksums = meta.shard_checksums or ()
+    _check_inputs(loc, meta, checksums)
+    lut = weight_lookup(build_cfg.void_label, build_cfg.num_classes, weights)
     shapes = np.asarray(zarr.open_array(loc.zarr_store(), path="shapes", mode="r")[:])
     parts = done_parts(loc)
     tasks = []

@@ -49,6 +49,8 @@ class SampleSource(Protocol):
 
     ``tiled`` says the array is chunked in tiles, so a window decodes only
     the tiles it touches (else a window decodes the whole sample and crops).
+    ``indexes_read`` counts the shard indexes read so far (it grows when a
+    read touches a shard file for the first time).
     """
 
     name: str
@@ -57,6 +59,9 @@ class SampleSource(Protocol):
     dtype: np.dtype[Any]
     n_samples: int
     tiled: bool
+
+    @property
+    def indexes_read(self) -> int: ...
 
     def read(self, j: int, out: np.ndarray | None = None) -> np.ndarray: ...
 
@@ -140,8 +145,13 @@ class DirectArray:
             raise UnsupportedFormat(f"chunks {inner_shape} in shards {shard_shape}")
         inner = config.get("codecs", [])
         base = np.dtype(dtype_name)
-        if len(inner) != 2 or inner[0].get("name") != "bytes" or inner[1].get("name") != "zstd":
-            raise UnsupportedFormat(f"inner codecs {[c.get('name') for c in inner]}")
+        names = [c.get("name") for c in inner]
+        if names not in (["bytes", "zstd"], ["bytes", "zstd", "crc32c"]) or (
+            len(inner) == 3 and inner[2].get("configuration")
+        ):
+            raise UnsupportedFormat(f"inner codecs {names}")
+        #: Every chunk ends with its crc32c (format 2), checked on every decode.
+        self.chunk_checksum = len(inner) == 3
         stored = base.newbyteorder(parse_endian(inner[0], base.itemsize))
         if stored.isnative:
             stored = base  # the canonical native dtype: repr 'float32', not '<f4'
@@ -187,6 +197,11 @@ class DirectArray:
         self._index_lock = threading.Lock()
         self._local = threading.local()
 
+    @property
+    def indexes_read(self) -> int:
+        """Shard indexes read (and cached) so far."""
+        return len(self._indexes)
+
     def shard_path(self, s: int, spatial: tuple[int, ...] = ()) -> str:
         """Path of shard ``s`` (at position ``spatial`` of the spatial shard grid)."""
         if not spatial:
@@ -230,7 +245,7 @@ class DirectArray:
                 return np.full(self.sample_shape, self.fill_value, dtype=self.dtype)
             out[...] = self.fill_value
             return out
-        return self._decode(s, (), entry, self.sample_shape, out)
+        return self._decode(s, (), entry, self.sample_shape, out, (j,))
 
     def _decode(
         self,
@@ -239,8 +254,13 @@ class DirectArray:
         entry: tuple[int, int],
         shape: tuple[int, ...],
         out: np.ndarray | None,
+        chunk: tuple[int, ...],
     ) -> np.ndarray:
-        """Decode one chunk of ``shape`` into ``out`` (C-contiguous) or a new array."""
+        """Decode one chunk of ``shape`` into ``out`` (C-contiguous) or a new array.
+
+        ``chunk`` is its position in the array's chunk grid (sample, tile
+        along each spatial axis), named in errors.
+        """
         off, nb = entry
         path = self.shard_path(s, spatial)
         data = self.files.pread(path, nb, off)
@@ -248,7 +268,7 @@ class DirectArray:
         fresh = out is None or not native
         dest = np.empty(shape, dtype=self.stored_dtype) if fresh else out
         assert dest is not None
-        decode_chunk_into(data, dest, path)
+        decode_chunk_into(data, dest, path, checksum=self.chunk_checksum, chunk=chunk)
         if native:
             return dest
         if out is None:
@@ -262,12 +282,14 @@ class DirectArray:
         """The whole tile starting at ``lo``, decoded straight into ``out``; None if
         ``lo`` is not a tile corner."""
         spatial = []
+        tiles = [s * self.shard_size + k]
         flat = k
         for a, t, g in zip(lo, self.tile_shape, self.tiles_per_shard, strict=True):
             p, r = divmod(a, t)
             if r:
                 return None
             spatial.append(p // g)
+            tiles.append(p)
             flat = flat * g + p % g
         pos = tuple(spatial)
         index = self._index(s, pos)
@@ -277,7 +299,7 @@ class DirectArray:
                 return np.full(self.tile_shape, self.fill_value, dtype=self.dtype)
             out[...] = self.fill_value
             return out
-        return self._decode(s, pos, entry, self.tile_shape, out)
+        return self._decode(s, pos, entry, self.tile_shape, out, tuple(tiles))
 
     def read_window(
         self,
@@ -323,7 +345,7 @@ class DirectArray:
             for p in range(a // t, (b - 1) // t + 1):
                 t0 = p * t
                 i0, i1 = max(a, t0), min(b, t0 + t, n)
-                steps.append((p // g, p % g, slice(i0 - a, i1 - a), slice(i0 - t0, i1 - t0)))
+                steps.append((p // g, p % g, slice(i0 - a, i1 - a), slice(i0 - t0, i1 - t0), p))
             axes.append(steps)
         scratch = None
         for combo in itertools.product(*axes):
@@ -337,15 +359,16 @@ class DirectArray:
             if entry is None or entry[0] == MISSING:
                 dst[...] = self.fill_value
                 continue
+            chunk = (j, *(c[4] for c in combo))
             if dst.shape == tile and dst.flags.c_contiguous:
-                self._decode(s, spatial, entry, tile, dst)  # the whole tile, in place
+                self._decode(s, spatial, entry, tile, dst, chunk)  # the whole tile, in place
                 continue
             if scratch is None:
                 scratch = getattr(self._local, "tile", None)
                 if scratch is None or not self.stored_dtype.isnative:
                     scratch = np.empty(tile, dtype=self.stored_dtype)
                     self._local.tile = scratch
-            full = self._decode(s, spatial, entry, tile, scratch)
+            full = self._decode(s, spatial, entry, tile, scratch, chunk)
             dst[...] = full[tuple(c[3] for c in combo)]
         return out
 
@@ -355,6 +378,7 @@ class ZarrArray:
 
     backend = "zarr"
     tiled = False
+    indexes_read = 0  # zarr-python reads shard indexes itself
 
     def __init__(self, loc: Location, name: str) -> None:
         self.name = name
@@ -374,8 +398,19 @@ class ZarrArray:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_array": None}
 
+    def _get(self, key: Any, j: int) -> np.ndarray:
+        """``array[key]`` of sample ``j``; zarr's decode errors (a failed crc32c
+        among them) become a StoreError naming the array and sample."""
+        try:
+            return np.asarray(self._open()[key])
+        except StoreError:
+            raise
+        except Exception as e:
+            where = f"{self.loc}/{self.name}"
+            raise StoreError(f"{where}: sample {j} cannot be decoded ({e})") from None
+
     def read(self, j: int, out: np.ndarray | None = None) -> np.ndarray:
-        a = np.asarray(self._open()[j])
+        a = self._get(j, j)
         if out is None:
             if not a.dtype.isnative or not a.flags.writeable:
                 return a.astype(self.dtype)
@@ -391,7 +426,7 @@ class ZarrArray:
         out: np.ndarray | None = None,
     ) -> np.ndarray:
         window = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
-        a = np.asarray(self._open()[(j, *window)])
+        a = self._get((j, *window), j)
         if out is None:
             return np.array(a, dtype=self.dtype)
         out[...] = a

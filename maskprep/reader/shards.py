@@ -1,11 +1,12 @@
 """Reading a built store back as numpy arrays, fast.
 
 zarr-python's per-call overhead dominates small random reads, so for the codec
-chain maskprep writes (``sharding_indexed`` over one chunk per sample, inner
-codecs ``bytes`` + ``zstd``, index codecs ``bytes`` + ``crc32c``) the reader
-decodes the shards itself: each shard's index is read once (its crc32c
-checked) and cached, and each sample's chunk is read with one ``pread`` and
-zstd-decompressed straight into its output array. Any other codec chain is read
+chain maskprep writes (``sharding_indexed`` over one chunk per sample or
+tiles, inner codecs ``bytes`` + ``zstd`` [+ ``crc32c`` in format 2], index
+codecs ``bytes`` + ``crc32c``) the reader decodes the shards itself: each
+shard's index is read once (its crc32c checked) and cached, and each chunk is
+read with one ``pread``, its crc32c checked (format 2) and zstd-decompressed
+straight into its output array. Any other codec chain is read
 through zarr-python, with the same results. File descriptors are opened lazily
 in the process that reads (a forked DataLoader worker opens its own), at most
 :data:`MAX_OPEN_FILES` at a time.
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import operator
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,12 +32,14 @@ from maskprep.store import (
     Location,
     StoreMetadata,
     read_metadata,
+    read_store_metadata,
     shapes_checksum,
 )
 
 __all__ = ["Shards", "open_shards"]
 
 _BACKENDS = ("auto", "direct", "zarr")
+_T = TypeVar("_T")
 
 
 class Shards:
@@ -48,6 +51,13 @@ class Shards:
     writable. :meth:`batches` iterates an epoch in stacked batches and
     :meth:`read_batch` reads given samples as one batch. Use :func:`open_shards`
     to create one.
+
+    A Shards object reads the store as it was when opened. If the store is
+    reweighted or rebuilt while it is open, every later read raises
+    StoreError ("... after this reader opened it; open it again") rather
+    than mixing old and new shards under the old class weights: a local
+    store's ``zarr.json`` is ``stat``-ed after each read, an object store's
+    metadata is read again when a read first touches a shard file or fails.
     """
 
     def __init__(
@@ -65,8 +75,13 @@ class Shards:
         if loc.is_local:
             self.path = loc.path if isinstance(path, Location) else Path(path)
         self.location = loc
+        # zarr.json's identity, taken before the metadata is read (a change in
+        # between is seen at the first read); local stores only.
+        self._zarr_json = os.path.join(loc.url, "zarr.json") if loc.is_local else None
+        self._stamp = _stamp(self._zarr_json)
         #: The store's metadata, typed.
         self.store_metadata: StoreMetadata = read_metadata(loc)
+        self._indexes_seen = 0
         #: The same as the JSON dict stored in the group's ``maskprep`` attribute.
         self.metadata: dict[str, Any] = self.store_metadata.to_dict()
         stored = self.store_metadata.arrays
@@ -180,8 +195,62 @@ class Shards:
             raise IndexError(f"sample index {i} out of range for {n} samples")
         return int(self._index[i % n])
 
+    def _check_unchanged(self, failed: bool = False) -> None:
+        """Raise StoreError if the store was rewritten since it was opened.
+
+        A reweight or a rebuild replaces shard files under an open reader: its
+        cached indexes and descriptors then mix old and new data, and its
+        metadata (class weights) is the old one. Locally this costs one
+        ``stat`` of ``zarr.json`` a read; an object store is checked when a
+        read touched a shard file for the first time, or ``failed``. The
+        metadata is read again only when that suggests a change; rewritten
+        with the same content (the same reweight again) is no change.
+        """
+        local = self._zarr_json is not None
+        if local:
+            stamp = _stamp(self._zarr_json)
+            if stamp == self._stamp and stamp is not None:
+                return
+        else:
+            seen = sum(src.indexes_read for src in self._sources.values())
+            if seen == self._indexes_seen and not failed:
+                return
+        try:
+            now = read_store_metadata(self.location)
+        except StoreError:
+            now = None  # a torn or foreign zarr.json: changed
+        if now is not None and now.complete and now.digest() == self.store_metadata.digest():
+            if local:
+                self._stamp = stamp
+            else:
+                self._indexes_seen = seen
+            return
+        loc = self.location
+        if now is not None and now.stage == "reweighting":
+            raise StoreError(
+                f"{loc}: a reweight started after this reader opened the store; open it "
+                "again (open_shards) when the reweight has finished"
+            )
+        raise StoreError(
+            f"{loc}: the store was reweighted or rebuilt after this reader opened it (its "
+            "metadata changed); open it again (open_shards) to read the new one"
+        )
+
+    def _watched(self, read: Callable[[], _T]) -> _T:
+        """``read()``, unless the store changed under it (:meth:`_check_unchanged`)."""
+        try:
+            out = read()
+        except StoreError:
+            self._check_unchanged(failed=True)  # a clearer error if that is why
+            raise
+        self._check_unchanged()
+        return out
+
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         j = self._resolve(i)
+        return self._watched(lambda: self._sample(j))
+
+    def _sample(self, j: int) -> dict[str, np.ndarray]:
         shape = tuple(int(s) for s in self._shapes[j])
         zeros = (0,) * len(shape)
         out = {}
@@ -239,6 +308,12 @@ class Shards:
         start_t = self._axis_ints("start", start, ndim, None)
         size_t = self._axis_ints("size", size, ndim, 1)
         names = self.arrays if arrays is None else self._subset(arrays)
+        return self._watched(lambda: self._patch(j, start_t, size_t, names))
+
+    def _patch(
+        self, j: int, start_t: tuple[int, ...], size_t: tuple[int, ...], names: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
+        ndim = self.ndim
         shape = tuple(int(s) for s in self._shapes[j])
         lo = tuple(max(a, 0) for a in start_t)
         hi = tuple(min(a + n, m) for a, n, m in zip(start_t, size_t, shape, strict=True))
@@ -320,6 +395,11 @@ class Shards:
             return self._read_batch(pos % max(n, 1), pool)
 
     def _read_batch(
+        self, pos: np.ndarray, pool: ThreadPoolExecutor | None
+    ) -> dict[str, np.ndarray]:
+        return self._watched(lambda: self._decode_batch(pos, pool))
+
+    def _decode_batch(
         self, pos: np.ndarray, pool: ThreadPoolExecutor | None
     ) -> dict[str, np.ndarray]:
         store_idx = self._index[pos]
@@ -429,6 +509,18 @@ class Shards:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stamp(zarr_json: str | None) -> tuple[int, ...] | None:
+    """Identity of a local store's ``zarr.json`` (None if absent or not local): every
+    metadata write (a reweight marks the store first) changes it."""
+    if zarr_json is None:
+        return None
+    try:
+        st = os.stat(zarr_json)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def open_shards(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from maskprep.errors import DataError
+from maskprep.ingest import check_inside
 from maskprep.weighting import ClassWeightConfig
 
 __all__ = [
@@ -134,7 +135,9 @@ def read_text(path: Path, what: str, missing: str, error: type[DataError] = Data
 
 
 def read_codes(root: Path, name: str) -> list[str]:
+    """The class names listed in the dataset's codes file ``name``, one a line."""
     path = root / name
+    check_inside(root, path)  # a symlink out of the dataset is refused, never read
     text = read_text(path, "the class names", "the recipe's codes_file does not exist")
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:

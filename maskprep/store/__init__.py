@@ -42,10 +42,12 @@ or tools stages.
 """
 
 from maskprep.store.codec import (
+    CHUNK_CHECKSUM_NBYTES,
     MISSING,
     ZSTD_MAGIC,
     ShardEncoder,
     UnsupportedFormat,
+    corrupt_chunks,
     crc32c,
     decode_chunk_into,
     decode_index,
@@ -59,6 +61,7 @@ from maskprep.store.codec import (
 from maskprep.store.location import Location, check_directory, make_directory
 from maskprep.store.lock import lock_path, writer_lock
 from maskprep.store.metadata import (
+    CHUNK_CHECKSUM,
     CORE_ARRAYS,
     DEFAULT_ARRAYS,
     DEFAULT_BLOCK,
@@ -95,6 +98,8 @@ from maskprep.store.writer import (
 )
 
 __all__ = [
+    "CHUNK_CHECKSUM",
+    "CHUNK_CHECKSUM_NBYTES",
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "DEFAULT_BLOCK",
@@ -114,6 +119,7 @@ __all__ = [
     "UnsupportedFormat",
     "check_directory",
     "combine_checksums",
+    "corrupt_chunks",
     "crc32c",
     "create_store",
     "decode_chunk_into",

@@ -3,20 +3,21 @@
 zarr-python spends most of a shard write on per-chunk asyncio bookkeeping, more
 than on compression. maskprep's arrays all use one codec chain (sharding with
 one chunk per sample, or tiles of a sample in format 2; inner ``bytes`` little
-endian + ``zstd``, index ``bytes`` + ``crc32c`` at the end), and a build always
-writes whole shards, so it encodes
-them here directly: each non-empty chunk compressed with the same numcodecs
-Zstd zarr uses, followed by the index of ``(offset, nbytes)`` pairs and its
-crc32c. Like zarr's default ``write_empty_chunks=False``, chunks equal to the
-fill value are left out (index entry ``2**64 - 1``) and an all-empty shard is
-not written at all. A test compares the bytes with zarr-python's for the same
-data.
+endian + ``zstd``, and in format 2 + ``crc32c``; index ``bytes`` + ``crc32c``
+at the end), and a build always writes whole shards, so it encodes them here
+directly: each non-empty chunk compressed with the same numcodecs Zstd zarr
+uses (followed by its crc32c in format 2, zarr v3's ``crc32c`` codec), then
+the index of ``(offset, nbytes)`` pairs and its crc32c. Like zarr's default
+``write_empty_chunks=False``, chunks equal to the fill value are left out
+(index entry ``2**64 - 1``) and an all-empty shard is not written at all. A
+test compares the bytes with zarr-python's for the same data.
 
 The decoding half (used by :mod:`maskprep.reader`) is pure: it parses and
-checks a shard index (:func:`decode_index`), decompresses one chunk into a
-buffer (:func:`decode_chunk_into`) and parses the ``bytes`` codec's endianness
-and the array's fill value from ``zarr.json``. Reading the bytes is the
-caller's business.
+checks a shard index (:func:`decode_index`), checks a chunk's crc32c and
+decompresses it into a buffer (:func:`decode_chunk_into`), lists the chunks
+of a shard whose crc32c fails (:func:`corrupt_chunks`) and parses the
+``bytes`` codec's endianness and the array's fill value from ``zarr.json``.
+Reading the bytes is the caller's business.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ import numpy as np
 from maskprep.errors import StoreError
 
 __all__ = [
+    "CHUNK_CHECKSUM_NBYTES",
+    "CRC32C_RESIDUE",
     "MISSING",
     "ZSTD_MAGIC",
     "ShardEncoder",
     "UnsupportedFormat",
+    "corrupt_chunks",
     "crc32c",
     "decode_chunk_into",
     "decode_index",
@@ -50,6 +54,8 @@ __all__ = [
 MISSING = 2**64 - 1
 #: The first four bytes of a zstd frame.
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: Bytes of the crc32c (little endian) that zarr v3's ``crc32c`` codec appends to a chunk.
+CHUNK_CHECKSUM_NBYTES = 4
 
 _SPECIAL_FLOATS = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
 
@@ -59,7 +65,7 @@ class UnsupportedFormat(Exception):
 
 
 @functools.cache
-def _crc32c_impl() -> Callable[[bytes], int] | None:
+def _crc32c_impl() -> Callable[[Any], int] | None:
     try:
         import google_crc32c
 
@@ -138,7 +144,8 @@ class ShardEncoder:
     ``chunk_shape``); ``extent`` is the part of the shard inside the array
     (default: all of it): chunks beyond it are never written. Chunks equal
     to ``fill_value`` are left out, as with zarr's default
-    ``write_empty_chunks=False``.
+    ``write_empty_chunks=False``. With ``checksum`` every chunk ends with its
+    crc32c (zarr's ``crc32c`` codec after ``zstd``).
 
     Examples
     --------
@@ -160,6 +167,7 @@ class ShardEncoder:
         zstd_level: int,
         *,
         extent: tuple[int, ...] | None = None,
+        checksum: bool = False,
     ) -> None:
         from numcodecs import Zstd
 
@@ -185,6 +193,7 @@ class ShardEncoder:
             *(e // c for e, c in zip(self.shard_shape, self.chunk_shape, strict=True)),
         )
         self._codec = Zstd(level=zstd_level, checksum=False)
+        self._checksum = bool(checksum)
         self._little = self.dtype.newbyteorder("<")
         self._chunks: dict[int, bytes] = {}
 
@@ -224,7 +233,7 @@ class ShardEncoder:
             pos = (slot, *(f + r for f, r in zip(first, rel, strict=True)))
             flat = int(np.ravel_multi_index(pos, self.grid))
             raw = np.ascontiguousarray(piece, dtype=self._little)
-            self._chunks[flat] = bytes(self._codec.encode(raw))
+            self._chunks[flat] = _encode_chunk(raw, self._codec, self._checksum)
 
     def finish(self) -> bytes | None:
         """The shard's bytes (chunks, index, crc32c), or None if every chunk is fill."""
@@ -244,6 +253,13 @@ class ShardEncoder:
         index_bytes = index.tobytes()
         crc = crc32c(index_bytes).to_bytes(4, "little")
         return b"".join(parts) + index_bytes + crc
+def _encode_chunk(raw: np.ndarray, codec: Any, checksum: bool) -> bytes:
+    """One chunk's bytes: ``raw`` (C-contiguous, stored byte order) through ``codec``
+    (zstd), then, with ``checksum``, the crc32c of those bytes (zarr's ``crc32c`` codec)."""
+    data = bytes(codec.encode(raw))
+    if checksum:
+        data += crc32c(data).to_bytes(CHUNK_CHECKSUM_NBYTES, "little")
+    return data
 
 
 def encode_shard(
@@ -254,6 +270,7 @@ def encode_shard(
     *,
     chunk_shape: tuple[int, ...] | None = None,
     shard_shape: tuple[int, ...] | None = None,
+    checksum: bool = False,
 ) -> bytes | None:
     """Bytes of one shard holding ``block`` (samples along axis 0), or None if all fill.
 
@@ -294,7 +311,14 @@ def encode_shard(
         )
     try:
         enc = ShardEncoder(
-            n_slots, extent, chunk, block.dtype, fill_value, zstd_level, extent=sample
+            n_slots,
+            extent,
+            chunk,
+            block.dtype,
+            fill_value,
+            zstd_level,
+            extent=sample,
+            checksum=checksum,
         )
     except ValueError:
         raise ValueError(
@@ -351,7 +375,7 @@ def decode_index(
     return index
 
 
-def frame_content_size(data: bytes) -> int | None:
+def frame_content_size(data: bytes | memoryview) -> int | None:
     """Decompressed size declared in a zstd frame header, or None if not declared."""
     if len(data) < 6 or data[:4] != ZSTD_MAGIC:
         return None
@@ -377,16 +401,67 @@ _ZSTD = "zstandard" if _zstandard is not None else "numcodecs"
 _local = threading.local()
 
 
-def decode_chunk_into(data: bytes, dest: np.ndarray, path: str) -> None:
+def _chunk_name(chunk: tuple[int, ...] | None) -> str:
+    return "a chunk" if chunk is None else f"chunk {tuple(chunk)}"
+
+
+#: CRC-32C of any bytes followed by their own CRC-32C (4 bytes, little endian): the
+#: CRC register after the appended checksum depends only on (crc XOR checksum), so a
+#: chunk is intact exactly when the CRC over all of it, checksum included, is this.
+CRC32C_RESIDUE = 0x48674BC7
+
+
+def _checked(data: bytes, path: str, chunk: tuple[int, ...] | None) -> memoryview:
+    """``data`` without its trailing crc32c, which must match; StoreError otherwise.
+
+    One CRC over the whole chunk (:data:`CRC32C_RESIDUE`): nothing is copied.
+    """
+    n = len(data) - CHUNK_CHECKSUM_NBYTES
+    if n < 0 or crc32c(data) != CRC32C_RESIDUE:
+        raise StoreError(
+            f"{path}: {_chunk_name(chunk)} fails its crc32c checksum (the shard file is "
+            "corrupt; restore it or rebuild the store)"
+        )
+    return memoryview(data)[:n]
+
+
+def decode_chunk_into(
+    data: bytes,
+    dest: np.ndarray,
+    path: str,
+    *,
+    checksum: bool = False,
+    chunk: tuple[int, ...] | None = None,
+) -> None:
     """Decompress one zstd frame into C-contiguous ``dest``; its size must match exactly.
 
-    Raises StoreError (naming ``path``) if the frame is corrupt or of another size.
+    With ``checksum``, ``data`` ends with the frame's crc32c (zarr's
+    ``crc32c`` codec), checked before anything is decompressed. ``chunk``
+    (the chunk's coordinates in the array's chunk grid) is named in errors.
+    Raises StoreError (naming ``path``) if the checksum fails, or the frame
+    is corrupt or of another size.
+
+    >>> raw = np.arange(6, dtype=np.uint8)
+    >>> shard = encode_shard(raw[None], 1, 0, 3, checksum=True)
+    >>> chunk = shard[: -index_nbytes(1)]
+    >>> out = np.empty(6, np.uint8)
+    >>> decode_chunk_into(chunk, out, "a/c/0/0", checksum=True, chunk=(0, 0))
+    >>> out.tolist()
+    [0, 1, 2, 3, 4, 5]
+    >>> flipped = bytes([chunk[0] ^ 1]) + chunk[1:]
+    >>> try:
+    ...     decode_chunk_into(flipped, out, "a/c/0/0", checksum=True, chunk=(0, 0))
+    ... except StoreError as e:
+    ...     print(str(e).split(" (the")[0])
+    a/c/0/0: chunk (0, 0) fails its crc32c checksum
     """
+    frame: bytes | memoryview = _checked(data, path, chunk) if checksum else data
     expected = dest.nbytes
-    declared = frame_content_size(data)
+    declared = frame_content_size(frame)
     if declared is not None and declared != expected:
         raise StoreError(
-            f"{path}: chunk decompresses to {declared} bytes, expected {expected} (corrupt)"
+            f"{path}: {_chunk_name(chunk)} decompresses to {declared} bytes, expected "
+            f"{expected} (corrupt)"
         )
     try:
         if declared is not None and _ZSTD == "zstandard":
@@ -395,7 +470,7 @@ def decode_chunk_into(data: bytes, dest: np.ndarray, path: str) -> None:
                 dctx = _local.dctx = _zstandard.ZstdDecompressor()
             view = dest.data.cast("B")
             got = 0
-            with dctx.stream_reader(data) as reader:
+            with dctx.stream_reader(frame) as reader:
                 while got < expected:
                     k = reader.readinto(view[got:])
                     if not k:
@@ -404,21 +479,59 @@ def decode_chunk_into(data: bytes, dest: np.ndarray, path: str) -> None:
         elif declared is not None:
             from numcodecs import zstd
 
-            zstd.decompress(data, dest)
+            zstd.decompress(frame, dest)
             got = expected
         else:
             from numcodecs import zstd
 
-            raw = zstd.decompress(data)
+            raw = zstd.decompress(frame)
             got = len(raw)
             if got == expected:
                 dest.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
     except StoreError:
         raise
     except Exception as e:
-        raise StoreError(f"{path}: cannot decompress chunk ({e})") from None
+        raise StoreError(f"{path}: cannot decompress {_chunk_name(chunk)} ({e})") from None
     if got != expected:
-        raise StoreError(f"{path}: chunk decompresses to {got} bytes, expected {expected}")
+        raise StoreError(
+            f"{path}: {_chunk_name(chunk)} decompresses to {got} bytes, expected {expected}"
+        )
+
+
+def corrupt_chunks(
+    data: bytes,
+    n_chunks: int,
+    path: str,
+    *,
+    index_dtype: np.dtype[Any] | str = "<u8",
+    at_end: bool = True,
+) -> list[int]:
+    """Positions (C order in the shard's chunk grid) of the chunks of the shard file
+    ``data`` whose crc32c fails; every chunk must end with one (format 2).
+
+    Nothing is decompressed. Raises StoreError if the index itself is corrupt
+    (:func:`decode_index`).
+
+    >>> shard = bytearray(encode_shard(np.arange(8, dtype=np.uint8).reshape(2, 4), 3, 0, 3,
+    ...                                checksum=True))
+    >>> corrupt_chunks(bytes(shard), 3, "s")
+    []
+    >>> shard[0] ^= 0x10
+    >>> corrupt_chunks(bytes(shard), 3, "s")
+    [0]
+    """
+    n = index_nbytes(n_chunks)
+    raw = data[-n:] if at_end else data[:n]
+    index = decode_index(raw, n_chunks, len(data), path, index_dtype=index_dtype, at_end=at_end)
+    bad = []
+    for k, (off, nb) in enumerate(index):
+        if off == MISSING and nb == MISSING:
+            continue
+        try:
+            _checked(data[off : off + nb], path, None)
+        except StoreError:
+            bad.append(k)
+    return bad
 
 
 def parse_endian(codec: dict[str, Any], itemsize: int) -> Literal["<", ">"]:

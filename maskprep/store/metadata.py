@@ -20,6 +20,7 @@ from maskprep.errors import StoreError
 from maskprep.weighting import ClassStats, ClassWeightConfig
 
 __all__ = [
+    "CHUNK_CHECKSUM",
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "DEFAULT_BLOCK",
@@ -47,6 +48,8 @@ TILED_FORMAT_VERSION = 2
 FORMAT_VERSIONS = (FORMAT_VERSION, TILED_FORMAT_VERSION)
 #: A tiled store's shards span at most this many tiles along each spatial axis.
 MAX_TILES_PER_SHARD = 8
+#: The per-chunk checksum of format 2: zarr v3's ``crc32c`` codec after ``zstd``.
+CHUNK_CHECKSUM = "crc32c"
 #: Arrays every store has: the input image, void-filled labels, instance ids.
 CORE_ARRAYS = ("image", "labels", "instances")
 #: Arrays of a store whose metadata lists none (every store before targets).
@@ -123,13 +126,19 @@ class StoreLayout:
     ``tile=None`` (format 1) a chunk is a whole sample and shards split only
     the sample axis; the tile keys are then not written.
 
+    ``chunk_checksum`` says every chunk ends with its crc32c (zarr's
+    ``crc32c`` codec after ``zstd``), checked by the readers and ``verify``.
+    None means the format's default: on for format 2, off for format 1, whose
+    bytes predate it and stay as they are. Format-2 stores written before
+    checksums read back with ``False``.
+
     Examples
     --------
     >>> lay = StoreLayout(4, (1040, 1388), None, "uint8", "uint8", 64, 255, tile=256)
     >>> lay.tile_shape, lay.shard_spatial_shape, lay.spatial_shard_grid
     ((256, 256), (1280, 1536), (1, 1))
-    >>> lay.chunk_shape("image"), lay.shard_shape("labels")
-    ((1, 256, 256), (64, 1280, 1536))
+    >>> lay.chunk_shape("image"), lay.shard_shape("labels"), lay.chunk_checksum
+    ((1, 256, 256), (64, 1280, 1536), True)
     >>> StoreLayout(4, (5000, 100), None, "uint8", "uint8", 8, 255, tile=256).spatial_shard_grid
     (3, 1)
     """
@@ -144,6 +153,7 @@ class StoreLayout:
     targets: tuple[ArraySpec, ...] = (_WEIGHTS,)
     tile: int | None = None
     block: int | None = None
+    chunk_checksum: bool | None = None
 
     def __post_init__(self) -> None:
         if self.tile is not None and (not isinstance(self.tile, int) or self.tile < 1):
@@ -152,6 +162,10 @@ class StoreLayout:
             self.tile is None or not isinstance(self.block, int) or self.block % self.tile
         ):
             raise ValueError(f"block must be a multiple of tile {self.tile}, got {self.block!r}")
+        if self.chunk_checksum is None:
+            object.__setattr__(self, "chunk_checksum", self.tile is not None)
+        elif self.chunk_checksum and self.tile is None:
+            raise ValueError("chunk checksums need a tiled layout (format 2); format 1 has none")
 
     @property
     def tiled(self) -> bool:
@@ -276,6 +290,8 @@ class StoreLayout:
             out["shard_spatial_shape"] = list(self.shard_spatial_shape)
         if self.block is not None:
             out["block"] = self.block
+        if self.chunk_checksum:
+            out["chunk_checksum"] = CHUNK_CHECKSUM
         return out
 
     @classmethod
@@ -293,11 +309,18 @@ class StoreLayout:
             targets=targets,
             tile=None if tile is None else int(tile),
             block=None if d.get("block") is None else int(d["block"]),
+            chunk_checksum=_chunk_checksum(d.get("chunk_checksum")),
         )
         for key in ("tile_shape", "shard_spatial_shape"):
             if key in d and tuple(int(v) for v in d[key]) != getattr(layout, key):
                 raise ValueError(f"layout {key} {d[key]} disagrees with tile {tile}")
         return layout
+
+
+def _chunk_checksum(value: Any) -> bool:
+    if value not in (None, CHUNK_CHECKSUM):
+        raise ValueError(f"chunk_checksum {value!r} is not {CHUNK_CHECKSUM!r}")
+    return value is not None
 
 
 def _ints(values: Any) -> tuple[int, ...]:

@@ -77,10 +77,14 @@ def create_store(
     interrupted creation is still recognisable as ours and safely redone.
     """
     import zarr
-    from zarr.codecs import ZstdCodec
+    from zarr.codecs import Crc32cCodec, ZstdCodec
 
     loc = _loc(target)
     layout = metadata.layout_info
+    # Format 2 checks every chunk: zstd, then zarr's crc32c codec over the frame.
+    compressors: list[Any] = [ZstdCodec(level=zstd_level)]
+    if layout.chunk_checksum:
+        compressors.append(Crc32cCodec())
     meta = replace(metadata, complete=False, stage="creating")
     # The group's first zarr.json already carries our metadata (no moment when
     # a killed build leaves a group that is not recognisably ours); zarr
@@ -96,7 +100,7 @@ def create_store(
             shards=layout.shard_shape(name),
             dtype=layout.dtype(name),
             fill_value=layout.fill_value(name),
-            compressors=ZstdCodec(level=zstd_level),
+            compressors=compressors,
         )
     ndim = len(layout.spatial_shape)
     arr = group.create_array(
@@ -128,14 +132,16 @@ def _combined(digests: Sequence[tuple[str, str | None]]) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def shard_checksums(loc: Location, layout: StoreLayout, shard: int) -> dict[str, str | None]:
+def shard_checksums(
+    loc: Location, layout: StoreLayout, shard: int, names: Sequence[str] | None = None
+) -> dict[str, str | None]:
     """sha256 of each array's file for one shard (None where nothing was written).
 
     A tiled store's shard is one file per spatial shard: its checksum is a
-    sha256 over each file's key and sha256.
+    sha256 over each file's key and sha256. ``names`` limits it to those arrays.
     """
     out: dict[str, str | None] = {}
-    for name in layout.array_names:
+    for name in layout.array_names if names is None else names:
         digests: list[tuple[str, str | None]] = []
         for pos, _ in layout.spatial_shards():
             key = layout.shard_key(name, shard, pos)
@@ -164,6 +170,7 @@ def shard_encoder(
         layout.fill_value(name),
         zstd_level,
         extent=(*(r.stop - r.start for r in region), *channels),
+        checksum=bool(layout.chunk_checksum),
     )
 
 

@@ -16,6 +16,7 @@ from maskprep.store import (
     Location,
     StoreLayout,
     StoreMetadata,
+    corrupt_chunks,
     done_shards,
     read_store_metadata,
     shapes_checksum,
@@ -70,6 +71,37 @@ def _check_shards(
                 problems.append(f"{loc}/{key}: shard file is missing")
             elif want != got:
                 problems.append(f"{loc}/{key}: checksum mismatch (the shard was modified)")
+                if layout.chunk_checksum:
+                    problems += _corrupt_chunk_problems(loc, meta, name, k)
+    return problems
+
+
+def _corrupt_chunk_problems(loc: Location, meta: StoreMetadata, name: str, k: int) -> list[str]:
+    """Which chunks of a modified shard of a format-2 array fail their crc32c, and the
+    samples they belong to (one line each)."""
+    layout = meta.layout_info
+    per = tuple(e // t for e, t in zip(layout.shard_spatial_shape, layout.tile_shape, strict=True))
+    grid = (layout.shard_size, *per)
+    n_chunks = int(np.prod(grid))
+    problems = []
+    for pos, _ in layout.spatial_shards():
+        key = layout.shard_key(name, k, pos)
+        data = loc.read_bytes(key)
+        if data is None:
+            continue
+        try:
+            bad = corrupt_chunks(data, n_chunks, f"{loc}/{key}")
+        except StoreError as exc:
+            problems.append(str(exc))
+            continue
+        for flat in bad:
+            within = [int(v) for v in np.unravel_index(flat, grid)]
+            j = k * layout.shard_size + within[0]
+            chunk = (j, *(p * g + w for p, g, w in zip(pos, per, within[1:], strict=True)))
+            sample = meta.sample_ids[j] if j < meta.n_samples else "?"
+            problems.append(
+                f"{loc}/{key}: chunk {chunk} (sample {sample}) fails its crc32c checksum"
+            )
     return problems
 
 

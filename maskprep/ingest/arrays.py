@@ -15,6 +15,8 @@ dependency; h5py comes with the ``volumes`` extra).
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -214,7 +216,39 @@ def open_array(path: Path, what: str) -> ArrayFile:
     raise DataError(f"{path}: {what} is not a TIFF or a zarr array; cannot read it by region")
 
 
-def _open_tiff(path: Path, what: str) -> ArrayFile:
+# Opened TIFFs, per thread: parsing a TIFF reads every page's tile table, which
+# for a volume of many pages costs as much as decoding a block (a region read
+# opens the image and the mask, and a block task reads several regions).
+# Keyed by path, size and modification time, so a rewritten file is reopened;
+# per thread, because a TiffFile's file handle is not shared across threads.
+_TIFF_CACHE = threading.local()
+_TIFF_CACHE_SIZE = 8
+
+
+def _cached_tiff(path: Path, what: str) -> tuple[Any, tuple[int, ...] | None, str]:
+    """The array (memory map or zarr view), chunks and axes of a TIFF, opened once per thread."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    cache: OrderedDict[tuple[str, int, int], Any] | None = getattr(_TIFF_CACHE, "files", None)
+    if cache is None:
+        cache = _TIFF_CACHE.files = OrderedDict()
+    hit = cache.get(key)
+    if hit is not None:
+        cache.move_to_end(key)
+        return hit[0], hit[1], hit[2]
+    opened = _parse_tiff(path, what)
+    cache[key] = opened
+    while len(cache) > _TIFF_CACHE_SIZE:
+        _, old = cache.popitem(last=False)
+        if old[3] is not None:
+            old[3].close()
+    return opened[0], opened[1], opened[2]
+
+
+def _parse_tiff(path: Path, what: str) -> tuple[Any, tuple[int, ...] | None, str, Any]:
     import tifffile
 
     try:
@@ -227,19 +261,23 @@ def _open_tiff(path: Path, what: str) -> ArrayFile:
         if series.dataoffset is not None:
             # Uncompressed and contiguous: a region costs only its own bytes.
             tif.close()
-            mm = tifffile.memmap(path, mode="r")
-            return ArrayFile(path, what, mm, chunks=None, axes=axes)
+            return tifffile.memmap(path, mode="r"), None, axes, None
         import zarr
 
         store = series.aszarr(level=0)
         arr = zarr.open_array(store, mode="r")
-        return ArrayFile(path, what, arr, chunks=tuple(arr.chunks), axes=axes, closer=tif)
+        return arr, tuple(arr.chunks), axes, tif
     except DataError:
         tif.close()
         raise
     except Exception as exc:  # any decoder failure means the same thing to the user
         tif.close()
         raise DataError(f"{path}: cannot read {what}: {exc}") from None
+
+
+def _open_tiff(path: Path, what: str) -> ArrayFile:
+    array, chunks, axes = _cached_tiff(path, what)
+    return ArrayFile(path, what, array, chunks=chunks, axes=axes)
 
 
 def zarr_store(path: Path) -> Any:

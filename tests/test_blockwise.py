@@ -359,3 +359,22 @@ def test_chunked_inputs_are_read_block_by_block(
     halo = BuildConfig(**options).sigma * np.sqrt(2 * np.log(1e6))  # type: ignore[arg-type]
     assert reads and max(np.prod(r) for r in reads) < 20 * 48 * 40
     assert all(max(r) <= 16 + 2 * int(np.ceil(halo)) + 2 * 10 for r in reads)
+
+
+def test_verify_recounts_a_blockwise_store_block_by_block(tmp_path: Path) -> None:
+    from maskprep.tools.verify import verify_store
+
+    data = _dataset(
+        tmp_path / "d", {"big": _cells((90, 70), 20, 7, 14), "s": _cells((20, 20), 3, 4, 15)}
+    )
+    out = tmp_path / "out.zarr"
+    build_weights(data, out, BuildConfig(tile=16, block=32), scheduler="sync")
+    assert verify_store(out).ok
+    # A label changed inside one block of the big sample (a valid shard, re-encoded):
+    import zarr
+
+    labels = zarr.open_array(str(out / "labels"), mode="r+")
+    patch = np.asarray(labels[0, 40:48, 40:48])
+    labels[0, 40:48, 40:48] = np.where(patch == 0, 1, patch)
+    problems = verify_store(out).problems
+    assert any("stored labels count" in p for p in problems), problems

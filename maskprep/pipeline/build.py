@@ -19,7 +19,7 @@ import hashlib
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -370,7 +370,8 @@ def _write_store(
                 k,
                 a,
                 plain(good[a:b]),
-                plain(infos[a:b]),
+                # The instance tables went into the block works' crops; tasks need no more.
+                plain([replace(i, instance_table=None) for i in infos[a:b]]),
                 config,
                 layout,
                 lut,

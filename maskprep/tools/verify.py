@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,19 +132,20 @@ def _recount(
         if k:
             report(stage, k, len(bounds))
         try:
-            block = np.asarray(labels[a:b])  # type: ignore[index]
+            pieces = _label_pieces(labels, a, b, shapes, layout)
         except Exception as exc:  # a damaged shard is reported by the checksums
             problems.append(f"{loc}/labels: samples {a}-{b - 1} cannot be decoded ({exc})")
             continue
-        for j in range(b - a):
-            i = a + j
-            window = tuple(slice(0, int(s)) for s in shapes[i])
-            lab = block[j][window]
-            top = int(lab[lab != meta.void_label].max(initial=0))
+        for i, parts in pieces:
+            counts = np.zeros(c, dtype=np.int64)
+            top = 0
+            for lab in parts:
+                top = max(top, int(lab[lab != meta.void_label].max(initial=0)))
+                if top < c:
+                    counts += count_classes(lab, meta.void_label, c)
             if top >= c:
                 problems.append(f"sample {meta.sample_ids[i]}: label {top} >= {c}")
                 continue
-            counts = count_classes(lab, meta.void_label, c)
             n += 1
             if counts.tolist() != list(meta.sample_class_counts[i]):
                 problems.append(
@@ -160,6 +162,33 @@ def _recount(
             f"labels' train-split counts {list(recount.class_counts)}"
         )
     return problems, n
+
+
+def _label_pieces(
+    labels: Any, a: int, b: int, shapes: np.ndarray, layout: StoreLayout
+) -> Iterator[tuple[int, Iterator[np.ndarray]]]:
+    """Per sample of shard ``a:b``: its labels, whole or (when the store has several
+    spatial shards, as for samples built block by block) one spatial shard at a time,
+    so memory stays bounded by a shard's block rather than by the sample."""
+    if math.prod(layout.spatial_shard_grid) == 1:
+        block = np.asarray(labels[a:b])
+        for j in range(b - a):
+            window = tuple(slice(0, int(n)) for n in shapes[a + j])
+            yield a + j, iter([block[j][window]])
+        return
+    for i in range(a, b):
+        yield i, _sample_regions(labels, i, shapes[i], layout)
+
+
+def _sample_regions(
+    labels: Any, i: int, shape: np.ndarray, layout: StoreLayout
+) -> Iterator[np.ndarray]:
+    for _, region in layout.spatial_shards():
+        mine = tuple(
+            slice(r.start, min(r.stop, int(n))) for r, n in zip(region, shape, strict=True)
+        )
+        if all(m.start < m.stop for m in mine):
+            yield np.asarray(labels[(i, *mine)])
 
 
 def verify_store(
@@ -219,9 +248,7 @@ def verify_store(
     report = progress or _no_progress
     problems += _check_shards(loc, meta, layout, report)
     if meta.shapes_checksum is not None and shapes_checksum(loc) != meta.shapes_checksum:
-        problems.append(
-            f"{loc}/{SHAPES_KEY}: checksum mismatch (the sample shapes were modified)"
-        )
+        problems.append(f"{loc}/{SHAPES_KEY}: checksum mismatch (the sample shapes were modified)")
     recount_problems, n = _recount(loc, meta, layout, report)
     problems += recount_problems
     with warnings.catch_warnings():

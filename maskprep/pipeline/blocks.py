@@ -42,7 +42,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -73,6 +73,7 @@ __all__ = [
     "is_blockwise",
     "load_block_infos",
     "merge_block_scans",
+    "read_options",
     "save_block_infos",
     "scan_block",
     "scan_block_or_problem",
@@ -187,19 +188,22 @@ def _inside(outer: Region, inner: Region) -> Region:
     )
 
 
+def read_options(config: BuildConfig) -> dict[str, Any]:
+    """The keyword arguments of :func:`~maskprep.ingest.read_sample` and
+    :func:`~maskprep.ingest.read_region` that a build's config decides."""
+    return {
+        "unlabeled_value": config.unlabeled_value,
+        "max_pixels": config.max_pixels,
+        "source": config.source,
+        "void_label": config.void_label,
+    }
+
+
 def _read_region(
     src: SampleSource, config: BuildConfig, region: Region, *, image: bool
 ) -> LoadedSample:
     """The sample's ``region``, void band applied (exact only ``band_reach`` inside it)."""
-    s = read_region(
-        src,
-        region,
-        unlabeled_value=config.unlabeled_value,
-        max_pixels=config.max_pixels,
-        image=image,
-        source=config.source,
-        void_label=config.void_label,
-    )
+    s = read_region(src, region, image=image, **read_options(config))
     return with_void_border(s, config.void_border, config.void_border_mode, config.void_label)
 
 

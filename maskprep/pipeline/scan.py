@@ -26,6 +26,7 @@ from maskprep.pipeline.blocks import (
     config_block,
     is_blockwise,
     merge_block_scans,
+    read_options,
 )
 from maskprep.voidfill import sample_labels, with_void_border
 from maskprep.weighting import ClassStats, count_classes
@@ -88,14 +89,7 @@ class SampleProblem:
 def load_sample(src: SampleSource, config: BuildConfig, *, image: bool = True) -> LoadedSample:
     """Read one sample with the build options of ``config`` (see :func:`read_sample`),
     void band included (``config.void_border``)."""
-    s = read_sample(
-        src,
-        unlabeled_value=config.unlabeled_value,
-        max_pixels=config.max_pixels,
-        image=image,
-        source=config.source,
-        void_label=config.void_label,
-    )
+    s = read_sample(src, image=image, **read_options(config))
     return with_void_border(s, config.void_border, config.void_border_mode, config.void_label)
 
 
@@ -188,13 +182,7 @@ def scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo | PendingB
 def _pending_blocks(src: SampleSource, config: BuildConfig) -> PendingBlocks | None:
     if config.tile is None or not is_chunked(src):
         return None
-    geo = probe_sample(
-        src,
-        unlabeled_value=config.unlabeled_value,
-        max_pixels=config.max_pixels,
-        source=config.source,
-        void_label=config.void_label,
-    )
+    geo = probe_sample(src, **read_options(config))
     if not is_blockwise(geo.shape, config_block(config, len(geo.shape))):
         return None
     ndim = len(geo.shape)

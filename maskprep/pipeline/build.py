@@ -40,6 +40,11 @@ from maskprep.pipeline.scan import (
     stats_of,
     tree_sum,
 )
+from maskprep.pipeline.training import (
+    finish_training_stats,
+    shards_with_partials,
+    wants_training_stats,
+)
 from maskprep.pipeline.write import plan_layout, write_sample_shard
 from maskprep.store import (
     FORMAT_VERSION,
@@ -344,7 +349,9 @@ def _write_store(
             infos = _infos_from_meta(meta, loc)
         layout = meta.layout_info
         lut = weight_lookup(config.void_label, config.num_classes, meta.class_weights)
-        done = done_shards(target)
+        done = set(done_shards(target))
+        if wants_training_stats(config):  # a shard is done when its partial results are too
+            done &= shards_with_partials(target)
         writes = [
             dask.delayed(write_sample_shard)(
                 target,
@@ -362,6 +369,7 @@ def _write_store(
         ]
         warmup.wait()
         runner.compute(writes, f"writing {len(writes)} shard(s)")
+    meta = finish_training_stats(target, meta, config)
     return mark_complete(target, meta), layout, len(writes)
 
 

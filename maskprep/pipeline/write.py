@@ -14,6 +14,12 @@ from maskprep.config import BuildConfig
 from maskprep.errors import DataError
 from maskprep.ingest import SampleSource
 from maskprep.pipeline.scan import SampleInfo, load_sample
+from maskprep.pipeline.training import (
+    TrainingPartials,
+    sample_partials,
+    wants_training_stats,
+    write_training_partials,
+)
 from maskprep.store import ArraySpec, Location, StoreLayout, record_shard, write_shard
 from maskprep.targets import TARGETS, TargetInput
 from maskprep.voidfill import labels_dtype, sample_labels
@@ -109,6 +115,7 @@ def write_sample_shard(
         )
         for name in layout.array_names
     }
+    partials = TrainingPartials(None, None)
     for j, (src, info) in enumerate(zip(sources, infos, strict=True)):
         try:
             arrays = sample_arrays(src, config, weight_lut, layout.dtype("labels"))
@@ -134,6 +141,18 @@ def write_sample_shard(
         window: tuple[int | slice, ...] = (j, *(slice(0, k) for k in info.shape))
         for name, arr in arrays.items():
             blocks[name][window] = arr
+        if wants_training_stats(config):  # from the stored (cast, void-filled) arrays
+            partials = partials + sample_partials(
+                blocks["image"][window],
+                blocks["labels"][window],
+                index=start + j,
+                sample_id=info.sample_id,
+                split=info.split,
+                config=config,
+                layout=layout,
+            )
+    if wants_training_stats(config):
+        write_training_partials(loc, shard, partials)  # before the marker
     return write_blocks(loc, layout, shard, start, blocks, config.zstd_level)
 
 

@@ -8,7 +8,10 @@ Layout of ``OUT.zarr``::
     weights    (N, *S)       float32       class weight + border term, 0 on void
     <target>   (N, *S[, C])  per target    further training targets, when built
     shapes     (N, ndim)     int32         true spatial shape of each sample
+    class_locations (N, n_classes, K, ndim)  int32  up to K pixels per class (builds with
+                                           class_locations=K; see maskprep.store.training)
     _maskprep/shards/K.json                written after shard K of every array is written
+    _maskprep/partials/K.npz               shard K's partial training statistics (before K.json)
 
 Format 1 (the default) stores one chunk per sample. Format 2 (a build with
 ``tile=T``) chunks every array ``(1, T, ..., T[, C])`` (``T`` clipped to
@@ -62,8 +65,19 @@ from maskprep.store.metadata import (
     SHAPES_KEY,
     TILED_FORMAT_VERSION,
     ArraySpec,
+    ClassLocationInfo,
     StoreLayout,
     StoreMetadata,
+)
+from maskprep.store.training import (
+    CLASS_LOCATIONS,
+    PARTIALS,
+    class_locations_key,
+    create_class_locations,
+    partial_files,
+    read_partial,
+    write_class_locations,
+    write_partial,
 )
 from maskprep.store.writer import (
     create_store,
@@ -81,22 +95,27 @@ from maskprep.store.writer import (
 )
 
 __all__ = [
+    "CLASS_LOCATIONS",
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "FORMAT_VERSION",
     "FORMAT_VERSIONS",
     "MAX_TILES_PER_SHARD",
     "MISSING",
+    "PARTIALS",
     "SHAPES_KEY",
     "TILED_FORMAT_VERSION",
     "ZSTD_MAGIC",
     "ArraySpec",
+    "ClassLocationInfo",
     "Location",
     "StoreLayout",
     "StoreMetadata",
     "UnsupportedFormat",
     "check_directory",
+    "class_locations_key",
     "crc32c",
+    "create_class_locations",
     "create_store",
     "decode_chunk_into",
     "decode_index",
@@ -111,13 +130,17 @@ __all__ = [
     "morton_order",
     "parse_endian",
     "parse_fill_value",
+    "partial_files",
     "read_attrs",
     "read_metadata",
+    "read_partial",
     "read_store_metadata",
     "record_shard",
     "shapes_checksum",
     "shard_checksums",
+    "write_class_locations",
     "write_metadata",
+    "write_partial",
     "write_shard",
     "writer_lock",
 ]

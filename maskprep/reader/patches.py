@@ -106,13 +106,17 @@ class PatchSampler:
         elif isinstance(class_probs, Mapping):
             weights = np.zeros(len(names))
             for key, value in class_probs.items():
-                c = names.index(key) if isinstance(key, str) and key in names else key
-                try:
-                    c = operator.index(c)
-                except TypeError:
-                    raise ValueError(
-                        f"class_probs keys must be class names or indices, got {key!r}"
-                    ) from None
+                if isinstance(key, str):
+                    if key not in names:
+                        raise ValueError(f"class_probs names no class {key!r} (classes: {names})")
+                    c = names.index(key)
+                else:
+                    try:
+                        c = operator.index(key)
+                    except TypeError:
+                        raise ValueError(
+                            f"class_probs keys must be class names or indices, got {key!r}"
+                        ) from None
                 if not 0 <= c < len(names):
                     raise ValueError(f"class_probs names no class {key!r} (classes: {names})")
                 weights[c] = float(value)

@@ -289,6 +289,13 @@ class Shards:
             if inside:
                 src.read_window(j, lo, hi, dst[crop])
 
+    def _patch_arrays(self, i: int, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Sample ``i``'s arrays ``names`` (any stored ones), cropped to its true shape."""
+        j = self._resolve(i)
+        shape = tuple(int(s) for s in self._shapes[j])
+        zeros = (0,) * len(shape)
+        return {name: self._source(name).read_window(j, zeros, shape) for name in names}
+
     def _source(self, name: str) -> SampleSource:
         """The reader of array ``name``: one opened with the view, else opened now
         (any stored array, and ``class_locations``)."""

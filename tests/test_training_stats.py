@@ -374,3 +374,29 @@ def test_config_validates_the_new_options() -> None:
         BuildConfig(intensity_stats=1)  # type: ignore[arg-type]
     cfg = BuildConfig(class_locations=5, intensity_stats=True)
     assert BuildConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_inspect_shows_and_verify_checks_them(built: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    from maskprep import format_inspection, inspect_store, verify_store
+
+    _, out = built
+    info = inspect_store(out)
+    stats = open_shards(out).intensity_stats
+    assert info["intensity_stats"]["all"] == stats["all"]
+    assert info["class_locations"]["per_class"] == 40
+    text = format_inspection(info)
+    assert "Intensity statistics (train split, per channel; exact):" in text
+    assert f"{stats['foreground']['mean'][0]:.6g}" in text
+    assert "Class locations: up to 40 per class and sample" in text
+    assert info["shards"]["arrays"]["class_locations"]["dtype"] == "int32"
+    assert verify_store(out).ok
+    copy = tmp_path / "edited.zarr"
+    shutil.copytree(out, copy)
+    shard = copy / "class_locations" / "c" / "1" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    report = verify_store(copy)
+    assert [p for p in report.problems if "class_locations/c/1/0/0/0: checksum mismatch" in p]

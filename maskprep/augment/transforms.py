@@ -178,6 +178,20 @@ def as_joint_transform(transform: Any) -> JointTransform:
     raise TypeError(f"transform must be callable, got {type(transform).__name__}")
 
 
+def _compact(instances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct ids and each pixel's position among them."""
+    top = int(instances.max(initial=0))
+    if instances.min(initial=0) < 0 or top >= 1 << 22:
+        ids, inverse = np.unique(instances, return_inverse=True)
+        return ids, inverse.reshape(instances.shape)
+    # A lookup table: much cheaper than sorting for the id ranges of annotation tools.
+    present = np.zeros(top + 1, dtype=bool)
+    present[instances] = True
+    ids = np.flatnonzero(present)
+    position = np.cumsum(present) - 1
+    return ids, position[instances]
+
+
 def apply_joint(
     transform: JointTransform,
     image: np.ndarray,
@@ -202,10 +216,10 @@ def apply_joint(
     work = dict(maps)
     ids = None
     if "instances" in work:
-        ids, compact = np.unique(work["instances"], return_inverse=True)
+        ids, compact = _compact(work["instances"])
         if ids.size > 1 << 24:
             raise ValueError("a patch has more than 2**24 instances")
-        work["instances"] = compact.reshape(work["instances"].shape).astype(np.float32)
+        work["instances"] = compact.astype(np.float32)
     work["inside"] = np.ones(img.shape[:-1], dtype=np.uint8)
     if seed is None:
         out_img, out = transform(img, work)

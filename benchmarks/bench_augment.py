@@ -85,7 +85,8 @@ def main() -> None:
     head = ("transform", "ms/patch stored", "ms/patch recompute", "(weights alone)", "warp",
             "max err", "mean err (border)", "> 0.1 w0")  # fmt: skip
     widths = (-14, 16, 20, 16, 8, 9, 19, 10)
-    print("".join(f"{h:<{-w}}" if w < 0 else f"{h:>{w}}" for h, w in zip(head, widths, strict=False)))
+    cells = zip(head, widths, strict=True)
+    print("".join(f"{h:<{-w}}" if w < 0 else f"{h:>{w}}" for h, w in cells))
     for name, pipeline in pipelines().items():
         joint = as_joint_transform(pipeline)
         exact_aug = PatchAugment(meta, pipeline, recompute=["weights"], margin=margin)

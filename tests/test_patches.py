@@ -211,3 +211,28 @@ def test_tiled_and_3d_stores(tmp_path: Path) -> None:
         else:
             for k in ("image", "labels", "weights", "start"):
                 assert np.array_equal(got[k], untiled[k])
+
+
+LAZY = """
+import json, sys
+import maskprep
+from maskprep.torch import PatchDataset
+shards = maskprep.open_shards(sys.argv[1], split="train")
+batch = next(shards.patches((16, 16), 2, 2, seed=0))
+image = maskprep.normalize(batch["image"], shards.intensity_stats, channel_axis=None)
+locations = shards.class_locations(0)
+batch = next(iter(PatchDataset(sys.argv[1], (16, 16), 2, 2).loader()))
+heavy = ("numba", "dask", "distributed", "matplotlib")
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
+"""
+
+
+def test_patches_and_patch_datasets_load_no_numba_dask_or_matplotlib(sparse: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY, str(sparse)], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == []

@@ -400,3 +400,21 @@ def test_inspect_shows_and_verify_checks_them(built: tuple[Path, Path], tmp_path
     shard.write_bytes(bytes(data))
     report = verify_store(copy)
     assert [p for p in report.problems if "class_locations/c/1/0/0/0: checksum mismatch" in p]
+
+
+def test_reweight_keeps_them(built: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    from maskprep import ClassWeightConfig, reweight, verify_store
+
+    _, out = built
+    copy = tmp_path / "reweighted.zarr"
+    shutil.copytree(out, copy)
+    before = open_shards(copy)
+    reweight(copy, ClassWeightConfig(scheme="none"), scheduler="sync")
+    after = open_shards(copy)
+    assert after.class_weights.tolist() == [1.0, 1.0]
+    assert after.store_metadata.intensity_stats == before.store_metadata.intensity_stats
+    assert after.store_metadata.class_locations == before.store_metadata.class_locations
+    assert np.array_equal(after.class_locations(3), before.class_locations(3))
+    assert verify_store(copy).ok

@@ -168,6 +168,28 @@ class IntensityPartial:
             moments = _merge_moments(self.moments, other.moments)
         return IntensityPartial(self.exact, self.channels, hist, moments)
 
+    @classmethod
+    def merge(cls, parts: Sequence[IntensityPartial]) -> IntensityPartial:
+        """The sum of ``parts`` (non-empty) in one pass over their histograms."""
+        if not parts:
+            raise ValueError("merge needs at least one partial result")
+        first = parts[0]
+        if any((p.exact, p.channels) != (first.exact, first.channels) for p in parts):
+            return sum(parts[1:], first)  # (raises the error)
+        hist = {}
+        for key in first.hist:
+            values = np.concatenate([p.hist[key][0] for p in parts])
+            counts = np.concatenate([p.hist[key][1] for p in parts])
+            uniq, inverse = np.unique(values, return_inverse=True)
+            total = np.zeros(uniq.size, np.int64)
+            np.add.at(total, inverse, counts)
+            hist[key] = (uniq, total)
+        moments = first.moments
+        for p in parts[1:]:
+            if moments is not None and p.moments is not None:
+                moments = _merge_moments(moments, p.moments)
+        return cls(first.exact, first.channels, hist, moments)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IntensityPartial):
             return NotImplemented

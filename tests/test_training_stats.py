@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ from hypothesis import strategies as st
 
 from maskprep import BuildConfig, build_weights, make_sample, normalize, open_shards
 from maskprep.intensity import IntensityPartial, IntensityStats, intensity_partial
-from maskprep.store import Location, write_metadata
 from maskprep.weighting.locations import (
     ClassLocations,
     class_location_partial,
@@ -290,55 +288,45 @@ def _file_digests(store: Path) -> dict[str, str]:
     }
 
 
-def test_resumed_build_gives_the_same_arrays_and_statistics(
-    built: tuple[Path, Path], tmp_path: Path
-) -> None:
-    """A build interrupted after some shards: the re-run writes only the others and
-    still records every sample's locations and the whole split's statistics."""
-    import shutil
+def _interrupted(data: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build killed after writing every shard, before merging the partial results."""
+    import maskprep.pipeline.build as build_module
 
+    def killed(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(build_module, "finish_training_stats", killed)
+        with pytest.raises(KeyboardInterrupt):
+            build_weights(data, out, CONFIG, scheduler="sync")
+    assert sorted(p.name for p in (out / "_maskprep" / "partials").iterdir()) == [
+        "000000.npz",
+        "000001.npz",
+        "000002.npz",
+    ]
+
+
+@pytest.mark.parametrize("lost", ["marker and partial", "partial only"])
+def test_resumed_build_gives_the_same_arrays_and_statistics(
+    built: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lost: str
+) -> None:
+    """A build interrupted after some shards: the re-run writes only the others (a shard
+    with a marker but no partial result too) and still records every sample's
+    locations and the whole split's statistics."""
     data, out = built
     copy = tmp_path / "resumed.zarr"
-    shutil.copytree(out, copy)
-    meta = open_shards(copy).store_metadata
-    # Back to "writing", as the build left it before its last shard: shard 1 not done.
-    (copy / "_maskprep" / "shards" / "000001.json").unlink()
+    _interrupted(data, copy, monkeypatch)
+    if lost == "marker and partial":
+        (copy / "_maskprep" / "shards" / "000001.json").unlink()
     (copy / "_maskprep" / "partials" / "000001.npz").unlink()
-    shutil.rmtree(copy / "class_locations")
-    writing = replace(
-        meta,
-        complete=False,
-        stage="writing",
-        shard_checksums=None,
-        metadata_digest=None,
-        intensity_stats=None,
-        class_locations=None,
-    )
-    write_metadata(Location.parse(copy), writing)
     summary = build_weights(data, copy, CONFIG, scheduler="sync")
     assert summary.shards_written == 1
     assert _file_digests(copy) == _file_digests(out)
-    again = open_shards(copy).store_metadata
+    meta, again = open_shards(out).store_metadata, open_shards(copy).store_metadata
     assert again.intensity_stats == meta.intensity_stats
     assert again.class_locations == meta.class_locations
     assert again.metadata_digest == meta.metadata_digest
-
-
-def test_a_shard_with_a_marker_but_no_partial_is_redone(
-    built: tuple[Path, Path], tmp_path: Path
-) -> None:
-    import shutil
-
-    data, out = built
-    copy = tmp_path / "nopartial.zarr"
-    shutil.copytree(out, copy)
-    meta = open_shards(copy).store_metadata
-    (copy / "_maskprep" / "partials" / "000002.npz").unlink()
-    write_metadata(
-        Location.parse(copy), replace(meta, complete=False, stage="writing", metadata_digest=None)
-    )
-    assert build_weights(data, copy, CONFIG, scheduler="sync").shards_written == 1
-    assert _file_digests(copy) == _file_digests(out)
+    assert not (copy / "_maskprep" / "partials").exists()  # merged, then removed
 
 
 def test_stores_without_them_keep_their_metadata(tmp_path: Path) -> None:
@@ -418,3 +406,34 @@ def test_reweight_keeps_them(built: tuple[Path, Path], tmp_path: Path) -> None:
     assert after.store_metadata.class_locations == before.store_metadata.class_locations
     assert np.array_equal(after.class_locations(3), before.class_locations(3))
     assert verify_store(copy).ok
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.sampled_from([(1, 1), (9, 13), (1, 50), (4, 7, 6), (40, 3)]),
+    per_class=st.integers(1, 60),
+    classes=st.integers(1, 4),
+    cut=st.integers(0, 40),
+    seed=st.integers(0, 2**20),
+)
+def test_the_build_kernel_equals_the_reference(
+    shape: tuple[int, ...], per_class: int, classes: int, cut: int, seed: int
+) -> None:
+    """The numba kernel the build uses picks the same pixels as the numpy reference,
+    whole and in two blocks (uint8 and uint16 labels, void, absent classes)."""
+    from maskprep.pipeline.training import class_locations_fast
+
+    rng = np.random.default_rng(seed)
+    lab = _random_labels(rng, shape, classes).astype(np.uint16 if seed % 2 else np.uint8)
+    ref = class_location_partial(
+        lab, per_class=per_class, num_classes=classes, void_label=VOID, key=seed, sample=2
+    )
+    fast = class_locations_fast(lab, per_class=per_class, num_classes=classes, key=seed, sample=2)
+    assert fast == ref
+    c = cut % shape[0]
+    top = class_locations_fast(lab[:c], per_class=per_class, num_classes=classes, key=seed,
+                               sample_shape=shape, sample=2)  # fmt: skip
+    bottom = class_locations_fast(lab[c:], per_class=per_class, num_classes=classes, key=seed,
+                                  origin=(c,) + (0,) * (len(shape) - 1), sample_shape=shape,
+                                  sample=2)  # fmt: skip
+    assert top + bottom == ref

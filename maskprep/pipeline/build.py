@@ -54,6 +54,7 @@ from maskprep.store import (
     StoreMetadata,
     check_directory,
     create_store,
+    delete_partials,
     done_shards,
     make_directory,
     mark_complete,
@@ -370,7 +371,10 @@ def _write_store(
         warmup.wait()
         runner.compute(writes, f"writing {len(writes)} shard(s)")
     meta = finish_training_stats(target, meta, config)
-    return mark_complete(target, meta), layout, len(writes)
+    final = mark_complete(target, meta)
+    if wants_training_stats(config):
+        delete_partials(target)  # merged into the store: no longer needed
+    return final, layout, len(writes)
 
 
 def _fingerprints(

@@ -8,9 +8,11 @@ their sum to ``_maskprep/partials/`` before the shard's marker (so a shard
 with a marker always has its partial, and a resumed build finds them).
 :func:`finish_training_stats` merges them, shard by shard (memory bounded by
 one shard), into the ``class_locations`` array and the metadata's
-``intensity_stats``. Both merges are exact and independent of grouping, so
-a sample computed in blocks (:func:`sample_partials` with ``origin`` and
-``sample_shape``) gives the same result as a whole one.
+``intensity_stats``; the build then removes them. Both merges are exact and
+independent of grouping, so a sample computed in blocks
+(:func:`sample_partials` with ``origin`` and ``sample_shape``) gives the same
+result as a whole one. Class locations are found by a one-pass numba kernel
+(:func:`class_locations_fast`) equal to the numpy reference.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from maskprep.store import (
     write_class_locations,
     write_partial,
 )
-from maskprep.weighting.locations import ClassLocations, class_location_partial, location_key
+from maskprep.weighting.locations import ClassLocations, location_key
 
 __all__ = [
     "LOCATION_SEED",
     "TrainingPartials",
+    "class_locations_fast",
     "finish_training_stats",
     "sample_partials",
     "shards_with_partials",
@@ -72,6 +75,16 @@ class TrainingPartials:
             add(self.intensity, other.intensity),  # type: ignore[arg-type]
         )
 
+    @classmethod
+    def merge(cls, parts: list[TrainingPartials]) -> TrainingPartials:
+        """The sum of ``parts`` in one merge each (adding one by one is quadratic)."""
+        locations = [p.locations for p in parts if p.locations is not None]
+        intensity = [p.intensity for p in parts if p.intensity is not None]
+        return cls(
+            ClassLocations.merge(locations) if locations else None,
+            IntensityPartial.merge(intensity) if intensity else None,
+        )
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         if self.locations is not None:
@@ -88,6 +101,48 @@ class TrainingPartials:
             ClassLocations.from_arrays(loc) if loc else None,
             IntensityPartial.from_arrays(arrays, "intensity") if has_intensity else None,
         )
+
+
+def class_locations_fast(
+    labels: np.ndarray,
+    *,
+    per_class: int,
+    num_classes: int,
+    origin: tuple[int, ...] | None = None,
+    sample_shape: tuple[int, ...] | None = None,
+    key: int = 0,
+    sample: int = 0,
+) -> ClassLocations:
+    """:func:`~maskprep.weighting.locations.class_location_partial`, by a one-pass
+    numba kernel (the same result; labels ``>= num_classes`` are void)."""
+    from maskprep._kernels._locations import smallest_locations
+
+    lab = np.ascontiguousarray(labels)
+    ndim = lab.ndim
+    org = (0,) * ndim if origin is None else tuple(int(o) for o in origin)
+    full = lab.shape if sample_shape is None else tuple(int(s) for s in sample_shape)
+    strides = np.cumprod((1, *full[::-1]))[:-1][::-1].astype(np.int64)
+    pad = 3 - ndim
+    prio = np.empty((num_classes, per_class), np.uint64)
+    flat = np.empty((num_classes, per_class), np.int64)
+    counts = np.zeros(num_classes, np.int64)
+    smallest_locations(
+        lab.reshape((1,) * pad + lab.shape),
+        np.asarray((0,) * pad + org, np.int64),
+        np.concatenate([np.zeros(pad, np.int64), strides]),
+        np.uint64(key),
+        num_classes,
+        prio,
+        flat,
+        counts,
+    )
+    keep = np.arange(per_class)[np.newaxis, :] < counts[:, np.newaxis]
+    cls = np.broadcast_to(np.arange(num_classes, dtype=np.int32)[:, np.newaxis], keep.shape)[keep]
+    flats = flat[keep]
+    coords = np.stack(np.unravel_index(flats, full), axis=1) if flats.size else np.zeros((0, ndim))
+    return ClassLocations.from_rows(
+        per_class, ndim, np.full(flats.size, sample), cls, prio[keep], flats, coords
+    )
 
 
 def sample_partials(
@@ -110,11 +165,10 @@ def sample_partials(
     """
     locations = None
     if config.class_locations > 0:
-        locations = class_location_partial(
+        locations = class_locations_fast(
             labels,
             per_class=config.class_locations,
             num_classes=config.num_classes,
-            void_label=config.void_label,
             origin=origin,
             sample_shape=sample_shape,
             key=location_key(sample_id, LOCATION_SEED),
@@ -176,9 +230,9 @@ def finish_training_stats(loc: Location, meta: StoreMetadata, config: BuildConfi
     intensity: IntensityPartial | None = None
     ndim = len(layout.spatial_shape)
     for k, (a, b) in enumerate(bounds):
-        total = TrainingPartials(None, None)
-        for name in files[k]:
-            total = total + TrainingPartials.from_arrays(read_partial(loc, name))
+        total = TrainingPartials.merge(
+            [TrainingPartials.from_arrays(read_partial(loc, name)) for name in files[k]]
+        )
         if per_class:
             found = total.locations or ClassLocations.empty(per_class, ndim)
             block = np.stack([found.array(i, config.num_classes) for i in range(a, b)])

@@ -115,7 +115,7 @@ def write_sample_shard(
         )
         for name in layout.array_names
     }
-    partials = TrainingPartials(None, None)
+    partials: list[TrainingPartials] = []
     for j, (src, info) in enumerate(zip(sources, infos, strict=True)):
         try:
             arrays = sample_arrays(src, config, weight_lut, layout.dtype("labels"))
@@ -142,7 +142,7 @@ def write_sample_shard(
         for name, arr in arrays.items():
             blocks[name][window] = arr
         if wants_training_stats(config):  # from the stored (cast, void-filled) arrays
-            partials = partials + sample_partials(
+            partial = sample_partials(
                 blocks["image"][window],
                 blocks["labels"][window],
                 index=start + j,
@@ -151,8 +151,9 @@ def write_sample_shard(
                 config=config,
                 layout=layout,
             )
-    if wants_training_stats(config):
-        write_training_partials(loc, shard, partials)  # before the marker
+            partials.append(partial)
+    if wants_training_stats(config):  # before the marker
+        write_training_partials(loc, shard, TrainingPartials.merge(partials))
     return write_blocks(loc, layout, shard, start, blocks, config.zstd_level)
 
 

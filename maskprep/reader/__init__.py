@@ -3,9 +3,10 @@
 :func:`open_shards` opens a store (local or an fsspec URL) as :class:`Shards`:
 samples by index, stacked batches, epochs split across ranks
 (:func:`epoch_order`), patches and class-aware random patches
-(:class:`PatchSampler`), class locations and intensity statistics. maskprep's own codec chain is decoded directly (one
-``pread`` or ranged request per chunk, zstd straight into the output); any
-other is read through zarr-python with the same results.
+(:class:`PatchSampler`), class locations and intensity statistics.
+maskprep's own codec chain is decoded directly (one ``pread`` or ranged
+request per chunk, zstd straight into the output); any other is read through
+zarr-python with the same results.
 
 Modules: ``shards`` (:class:`Shards`, :func:`open_shards`), ``arrays`` (one
 array read a sample at a time), ``files`` (shard file access), ``order``

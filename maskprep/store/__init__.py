@@ -11,7 +11,8 @@ Layout of ``OUT.zarr``::
     class_locations (N, n_classes, K, ndim)  int32  up to K pixels per class (builds with
                                            class_locations=K; see maskprep.store.training)
     _maskprep/shards/K.json                written after shard K of every array is written
-    _maskprep/partials/K.npz               shard K's partial training statistics (before K.json)
+    _maskprep/partials/K.npz               shard K's partial training statistics (written before
+                                           K.json, removed once the store is complete)
 
 Format 1 (the default) stores one chunk per sample. Format 2 (a build with
 ``tile=T``) chunks every array ``(1, T, ..., T[, C])`` (``T`` clipped to
@@ -74,6 +75,7 @@ from maskprep.store.training import (
     PARTIALS,
     class_locations_key,
     create_class_locations,
+    delete_partials,
     partial_files,
     read_partial,
     write_class_locations,
@@ -119,6 +121,7 @@ __all__ = [
     "create_store",
     "decode_chunk_into",
     "decode_index",
+    "delete_partials",
     "done_shards",
     "encode_shard",
     "frame_content_size",

@@ -9,12 +9,13 @@ they are merged and ``class_locations`` is written::
     class_locations  (N, n_classes, K, ndim)  int32  coordinates, -1 in unused slots
 
 one chunk per sample, sharded like the other arrays (``shard_size``
-samples), same codecs, so readers decode it directly. The partial files
-stay in the store (they are small) so a store can be checked against them.
+samples), same codecs, so readers decode it directly. The partial files are
+removed once the store is complete (:func:`delete_partials`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from collections import defaultdict
@@ -31,6 +32,7 @@ __all__ = [
     "PARTIALS",
     "class_locations_key",
     "create_class_locations",
+    "delete_partials",
     "partial_files",
     "read_partial",
     "write_class_locations",
@@ -60,6 +62,15 @@ def partial_files(loc: Location) -> dict[int, list[str]]:
         if head.isdigit():
             out[int(head)].append(name)
     return dict(out)
+
+
+def delete_partials(loc: Location) -> None:
+    """Remove the partial results (after the store is complete: they are merged)."""
+    for name in loc.list(PARTIALS):
+        loc.delete(f"{PARTIALS}/{name}")
+    if loc.is_local:
+        with contextlib.suppress(OSError):
+            (loc.path / PARTIALS).rmdir()
 
 
 def read_partial(loc: Location, name: str) -> dict[str, np.ndarray]:

@@ -36,6 +36,7 @@ __all__ = [
 #: Coordinate value of an unused location slot in the stored array.
 LOCATION_FILL = -1
 
+_FIELDS = ("sample", "cls", "priority", "flat", "coords")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -122,6 +123,29 @@ class ClassLocations:
             np.zeros((0, ndim), np.int64),
         )
 
+    @classmethod
+    def from_rows(
+        cls,
+        per_class: int,
+        ndim: int,
+        sample: np.ndarray,
+        cls_: np.ndarray,
+        priority: np.ndarray,
+        flat: np.ndarray,
+        coords: np.ndarray,
+    ) -> ClassLocations:
+        """The ``per_class`` rows of smallest ``(priority, flat)`` per (sample, class)
+        among the given ones, sorted (a kernel's candidates become a partial)."""
+        return _select(
+            per_class,
+            ndim,
+            np.asarray(sample, np.int64),
+            np.asarray(cls_, np.int32),
+            np.asarray(priority, np.uint64),
+            np.asarray(flat, np.int64),
+            np.asarray(coords, np.int64).reshape(-1, ndim),
+        )
+
     def __len__(self) -> int:
         return int(self.sample.size)
 
@@ -143,6 +167,21 @@ class ClassLocations:
             np.concatenate([self.coords, other.coords]),
         )
 
+    @classmethod
+    def merge(cls, parts: Sequence[ClassLocations]) -> ClassLocations:
+        """The sum of ``parts`` (non-empty), by one selection over all their rows:
+        the same as adding them one by one, without its quadratic cost."""
+        if not parts:
+            raise ValueError("merge needs at least one partial result")
+        first = parts[0]
+        if any((p.per_class, p.ndim) != (first.per_class, first.ndim) for p in parts):
+            raise ValueError("cannot merge class locations of different per_class or ndim")
+        return _select(
+            first.per_class,
+            first.ndim,
+            *(np.concatenate([getattr(p, k) for p in parts]) for k in _FIELDS),
+        )
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ClassLocations):
             return NotImplemented
@@ -161,7 +200,8 @@ class ClassLocations:
         """``(num_classes, per_class, ndim)`` int32 coordinates of one sample, in
         priority order, unused slots :data:`LOCATION_FILL`."""
         out = np.full((num_classes, self.per_class, self.ndim), LOCATION_FILL, dtype=np.int32)
-        mine = np.flatnonzero(self.sample == sample)
+        lo, hi = np.searchsorted(self.sample, [sample, sample + 1])  # rows sorted by sample
+        mine = np.arange(lo, hi)
         cls = self.cls[mine]
         # Rows are sorted by (sample, class, priority): the slot is the rank within the class.
         start = np.searchsorted(cls, cls, side="left")

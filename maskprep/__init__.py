@@ -28,6 +28,7 @@ _LAZY = {
     "ClassStats": "maskprep.weighting",
     "ClassWeightConfig": "maskprep.weighting",
     "DataError": "maskprep.errors",
+    "IntensityStats": "maskprep.intensity",
     "Layout": "maskprep.ingest",
     "MaskprepError": "maskprep.errors",
     "PluginError": "maskprep.errors",
@@ -53,6 +54,7 @@ _LAZY = {
     "inspect_store": "maskprep.tools.inspect",
     "load_recipe": "maskprep.recipes",
     "make_sample": "maskprep.tools.sample_data",
+    "normalize": "maskprep.intensity",
     "open_shards": "maskprep.reader",
     "preview": "maskprep.tools.preview",
     "read_sample": "maskprep.ingest",
@@ -67,6 +69,7 @@ __all__ = [
     "ClassStats",
     "ClassWeightConfig",
     "DataError",
+    "IntensityStats",
     "Layout",
     "MaskprepError",
     "PluginError",
@@ -93,6 +96,7 @@ __all__ = [
     "inspect_store",
     "load_recipe",
     "make_sample",
+    "normalize",
     "open_shards",
     "preview",
     "read_sample",
@@ -125,6 +129,7 @@ if TYPE_CHECKING:  # static checkers see the real names
         StoreError,
     )
     from maskprep.ingest import Layout, available_layouts, discover, read_sample
+    from maskprep.intensity import IntensityStats, normalize
     from maskprep.pipeline import BuildSummary, ReweightSummary, build_weights, reweight
     from maskprep.reader import Shards, open_shards
     from maskprep.recipes import Recipe, load_recipe

@@ -29,11 +29,15 @@ _OMITTED_AT_DEFAULT = (
     "void_border",
     "void_border_mode",
     "block",
+    "class_locations",
+    "intensity_stats",
 )
 
 
 #: Largest ``shard_size``: a shard index of 1 MiB per array.
 MAX_SHARD_SIZE = 65536
+#: Largest ``class_locations`` (per class and sample; nnU-Net keeps up to 10 000).
+MAX_CLASS_LOCATIONS = 100_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,12 @@ class BuildConfig:
     rounded up to whole tiles: a sample longer than that along any axis is
     scanned and computed block by block, each block a task reading its
     region plus a halo (memory bounded by the block, not the sample).
+
+    ``class_locations=K`` records, per sample and class, up to K seeded
+    pixel coordinates (never void) for class-aware patch sampling
+    (:meth:`maskprep.Shards.patches`); ``intensity_stats=True`` records the
+    train split's per-channel intensity statistics (:mod:`maskprep.intensity`).
+    Both are computed in pass 2 from mergeable per-shard results.
 
     Examples
     --------
@@ -94,6 +104,8 @@ class BuildConfig:
     void_border_mode: str = "between"
     tile: int | str | None = "auto"
     block: int | None = None
+    class_locations: int = 0
+    intensity_stats: bool = False
 
     def __post_init__(self) -> None:
         if self.layout == "auto" and isinstance(self.source, SourceSpec):
@@ -164,6 +176,17 @@ class BuildConfig:
             isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1
         ):
             raise ValueError(f"block must be a positive integer or None, got {self.block!r}")
+        if (
+            isinstance(self.class_locations, bool)
+            or not isinstance(self.class_locations, int)
+            or not 0 <= self.class_locations <= MAX_CLASS_LOCATIONS
+        ):
+            raise ValueError(
+                f"class_locations must be an integer in [0, {MAX_CLASS_LOCATIONS}] "
+                f"(locations per class and sample; 0: none), got {self.class_locations!r}"
+            )
+        if not isinstance(self.intensity_stats, bool):
+            raise ValueError(f"intensity_stats must be True or False, got {self.intensity_stats!r}")
         if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
             raise ValueError(f"max_pixels must be a positive integer, got {self.max_pixels!r}")
         if not isinstance(self.zstd_level, int) or not -7 <= self.zstd_level <= 22:

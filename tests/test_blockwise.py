@@ -378,3 +378,19 @@ def test_verify_recounts_a_blockwise_store_block_by_block(tmp_path: Path) -> Non
     labels[0, 40:48, 40:48] = np.where(patch == 0, 1, patch)
     problems = verify_store(out).problems
     assert any("stored labels count" in p for p in problems), problems
+
+
+def test_class_locations_and_intensity_stats_do_not_depend_on_blocks(tmp_path: Path) -> None:
+    data = _dataset(
+        tmp_path / "d", {"big": _cells((90, 70), 20, 7, 16), "small": _cells((20, 20), 3, 4, 17)}
+    )
+    whole, blocks = _build_pair(
+        tmp_path, data, 32, tile=16, class_locations=16, intensity_stats=True
+    )
+    a, b = open_shards(whole), open_shards(blocks)
+    assert a.store_metadata.intensity_stats == b.store_metadata.intensity_stats
+    assert a.store_metadata.intensity_stats is not None
+    for i in range(len(a)):
+        np.testing.assert_array_equal(a.class_locations(i), b.class_locations(i))
+    assert (b.class_locations(0) >= 0).any()
+    assert not (blocks / "_maskprep" / "partials").exists()

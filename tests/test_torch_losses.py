@@ -64,6 +64,8 @@ def _numpy_reference(
 def test_module_all() -> None:
     assert sorted(mt.__all__) == mt.__all__
     assert set(mt.__all__) == {
+        "PatchDataset",
+        "PatchLoader",
         "ShardDataset",
         "ShardIterableDataset",
         "WeightedCrossEntropyLoss",

@@ -418,6 +418,21 @@ def shard_options(f: F) -> F:
                 type=int,
                 help="Refuse images with more pixel values than this (decompression bombs).",
             ),
+            field_option(
+                bc,
+                "class_locations",
+                type=int,
+                metavar="K",
+                help="Record up to K pixel locations per class and sample, for class-aware "
+                "patch sampling (0: none).",
+            ),
+            option(
+                bc,
+                "intensity_stats",
+                "--intensity-stats/--no-intensity-stats",
+                help="Record per-channel intensity statistics of the train split "
+                "(mean, std, percentiles; for normalisation).",
+            ),
         ],
     )
 

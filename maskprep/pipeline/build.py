@@ -50,6 +50,12 @@ from maskprep.pipeline.scan import (
     stats_of,
     tree_sum,
 )
+from maskprep.pipeline.training import (
+    finish_training_stats,
+    parts_with_partials,
+    shards_with_partials,
+    wants_training_stats,
+)
 from maskprep.pipeline.write import plan_layout, write_sample_shard
 from maskprep.store import (
     FORMAT_VERSION,
@@ -59,6 +65,7 @@ from maskprep.store import (
     StoreMetadata,
     check_directory,
     create_store,
+    delete_partials,
     done_parts,
     done_shards,
     make_directory,
@@ -359,8 +366,11 @@ def _write_store(
             works = block_works(infos, good, config, meta.layout_info)
         layout = meta.layout_info
         lut = weight_lookup(config.void_label, config.num_classes, meta.class_weights)
-        done = done_shards(target)
-        parts_done = done_parts(target)
+        done = set(done_shards(target))
+        parts_done = set(done_parts(target))
+        if wants_training_stats(config):  # a shard is done when its partial results are too
+            done &= shards_with_partials(target)
+            parts_done &= parts_with_partials(target)
         writes = []
         for k, (a, b) in enumerate(layout.shard_bounds()):
             if k in done:
@@ -387,7 +397,11 @@ def _write_store(
                     )
         warmup.wait()
         runner.compute(writes, f"writing {len(writes)} shard(s)")
-    return mark_complete(target, meta), layout, len(writes)
+    meta = finish_training_stats(target, meta, config)
+    final = mark_complete(target, meta)
+    if wants_training_stats(config):
+        delete_partials(target)  # merged into the store: no longer needed
+    return final, layout, len(writes)
 
 
 def _fingerprints(

@@ -16,6 +16,12 @@ from maskprep.errors import DataError
 from maskprep.ingest import SampleSource
 from maskprep.pipeline.blocks import block_arrays, config_block, config_tile
 from maskprep.pipeline.scan import SampleInfo, load_sample
+from maskprep.pipeline.training import (
+    TrainingPartials,
+    sample_partials,
+    wants_training_stats,
+    write_training_partials,
+)
 from maskprep.store import (
     ArraySpec,
     Location,
@@ -150,11 +156,13 @@ def write_sample_shard(
     chosen = shards if part is None else [shards[part]]
     origin = (0,) * len(layout.spatial_shape)
     digests: dict[str, list[tuple[str, str | None]]] = {n: [] for n in layout.array_names}
+    partials: list[TrainingPartials] = []
     for pos, _ in chosen:
         encoders = {
             name: shard_encoder(layout, name, pos, config.zstd_level) for name in layout.array_names
         }
         for j, (src, info) in enumerate(zip(sources, infos, strict=True)):
+            work = None
             if info.block_counts is None:
                 if any(pos):
                     continue  # a sample built whole lies in the first spatial shard
@@ -166,6 +174,8 @@ def write_sample_shard(
                 arrays = _sample_block(src, work, config, layout, weight_lut)
             for name, arr in arrays.items():
                 encoders[name].add(j, origin, arr)
+            if wants_training_stats(config):
+                partials.append(_partials(arrays, start + j, info, config, layout, work))
             del arrays
         for name, enc in encoders.items():
             key = layout.shard_key(name, shard, pos)
@@ -175,6 +185,10 @@ def write_sample_shard(
             if info.block_counts is not None:
                 _check_unchanged(fingerprints[j])
     samples = [start, start + len(sources)]
+    if wants_training_stats(config):  # before the marker
+        write_training_partials(
+            loc, shard, TrainingPartials.merge(partials), None if part is None else f"{part:06d}"
+        )
     if part is not None:
         record = {
             "shard": shard,
@@ -191,6 +205,31 @@ def write_sample_shard(
     }
     record_shard(loc, shard, record)
     return record
+
+
+def _partials(
+    arrays: dict[str, np.ndarray],
+    index: int,
+    info: SampleInfo,
+    config: BuildConfig,
+    layout: StoreLayout,
+    work: BlockWork | None,
+) -> TrainingPartials:
+    """Class locations and intensity histograms of a sample or block, as stored
+    (the image cast to the store's dtype; labels void-filled; a block's own
+    pixels only, not its halo, so nothing is counted twice)."""
+    image = arrays["image"].astype(layout.dtype("image"), copy=False)
+    return sample_partials(
+        image,
+        arrays["labels"],
+        index=index,
+        sample_id=info.sample_id,
+        split=info.split,
+        config=config,
+        layout=layout,
+        origin=None if work is None else tuple(r.start for r in work.region),
+        sample_shape=None if work is None else info.shape,
+    )
 
 
 def _whole_sample(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import operator
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,10 +24,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from maskprep.errors import StoreError
+from maskprep.intensity import REGIONS, IntensityPartial, IntensityStats, intensity_partial
 from maskprep.reader.arrays import SampleSource, open_array, zarr_open
 from maskprep.reader.files import MAX_OPEN_FILES, LocalFiles, RemoteFiles, ShardFiles
 from maskprep.reader.order import check_int, epoch_order
 from maskprep.store import (
+    CLASS_LOCATIONS,
     SHAPES_KEY,
     Location,
     StoreMetadata,
@@ -35,11 +37,17 @@ from maskprep.store import (
     read_store_metadata,
     shapes_checksum,
 )
+from maskprep.weighting.locations import class_location_partial, location_key
 
-__all__ = ["Shards", "open_shards"]
+__all__ = ["FALLBACK_LOCATIONS", "Shards", "open_shards"]
 
 _BACKENDS = ("auto", "direct", "zarr")
 _T = TypeVar("_T")
+#: Locations per class that :meth:`Shards.class_locations` computes for a store
+#: built without them.
+FALLBACK_LOCATIONS = 1000
+# Samples whose class locations a Shards keeps in memory.
+_LOCATION_CACHE = 1024
 
 
 class Shards:
@@ -99,6 +107,10 @@ class Shards:
             )
         self.arrays: tuple[str, ...] = names
         self._files: ShardFiles = LocalFiles(max_open_files) if loc.is_local else RemoteFiles(loc)
+        self._backend = backend
+        self._more_sources: dict[str, SampleSource] = {}
+        self._location_cache: dict[int, np.ndarray] = {}
+        self._computed_stats: IntensityStats | None = None
         self._sources: dict[str, SampleSource] = {
             name: open_array(loc, name, self._files, backend) for name in names
         }
@@ -303,38 +315,243 @@ class Shards:
         >>> p["image"].shape, int(p["labels"][0, 0]), int(p["labels"][:, 6:].min())
         ((8, 8), 255, 255)
         """
-        j = self._resolve(i)
-        ndim = self.ndim
-        start_t = self._axis_ints("start", start, ndim, None)
-        size_t = self._axis_ints("size", size, ndim, 1)
+        start_t = self._axis_ints("start", start, self.ndim, None)
+        size_t = self._axis_ints("size", size, self.ndim, 1)
         names = self.arrays if arrays is None else self._subset(arrays)
-        return self._watched(lambda: self._patch(j, start_t, size_t, names))
+        return self._watched(lambda: self._patch(i, start_t, size_t, names))
 
     def _patch(
-        self, j: int, start_t: tuple[int, ...], size_t: tuple[int, ...], names: tuple[str, ...]
+        self, i: int, start_t: tuple[int, ...], size_t: tuple[int, ...], names: Sequence[str]
     ) -> dict[str, np.ndarray]:
-        ndim = self.ndim
-        shape = tuple(int(s) for s in self._shapes[j])
-        lo = tuple(max(a, 0) for a in start_t)
-        hi = tuple(min(a + n, m) for a, n, m in zip(start_t, size_t, shape, strict=True))
-        inside = all(a < b for a, b in zip(lo, hi, strict=True))
-        crop = tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, start_t, strict=True))
-        out: dict[str, np.ndarray] = {}
-        for name in names:
-            src = self._sources[name]
-            whole = (
-                inside
-                and lo == start_t
-                and hi == tuple(a + n for a, n in zip(start_t, size_t, strict=True))
+        out = {
+            name: np.empty(
+                (1, *size_t, *self._sources[name].sample_shape[self.ndim :]),
+                self._sources[name].dtype,
             )
+            for name in names
+        }
+        self._patch_into(i, start_t, size_t, names, out, 0)
+        return {name: a[0] for name, a in out.items()}
+
+    def _patch_into(
+        self,
+        i: int,
+        start: tuple[int, ...],
+        size: tuple[int, ...],
+        names: Sequence[str],
+        out: dict[str, np.ndarray],
+        slot: int,
+    ) -> None:
+        """The window ``[start, start + size)`` of sample ``i``'s arrays ``names`` into
+        ``out[name][slot]``, padded outside the sample."""
+        j = self._resolve(i)
+        shape = tuple(int(s) for s in self._shapes[j])
+        lo = tuple(max(a, 0) for a in start)
+        hi = tuple(min(a + n, m) for a, n, m in zip(start, size, shape, strict=True))
+        inside = all(a < b for a, b in zip(lo, hi, strict=True))
+        whole = inside and lo == start and all(
+            b - a == n for a, b, n in zip(lo, hi, size, strict=True)
+        )
+        crop = tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, start, strict=True))
+        for name in names:
+            src = self._source(name)
+            dst = out[name][slot]
             if whole:
-                out[name] = src.read_window(j, lo, hi)
+                src.read_window(j, lo, hi, dst)
                 continue
-            buf = np.full((*size_t, *src.sample_shape[ndim:]), self.pad_value(name), src.dtype)
+            dst[...] = self.pad_value(name)
             if inside:
-                src.read_window(j, lo, hi, buf[crop])
-            out[name] = buf
-        return out
+                src.read_window(j, lo, hi, dst[crop])
+
+    def _patch_arrays(self, i: int, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Sample ``i``'s arrays ``names`` (any stored ones), cropped to its true shape."""
+        j = self._resolve(i)
+        shape = tuple(int(s) for s in self._shapes[j])
+        zeros = (0,) * len(shape)
+        return {name: self._source(name).read_window(j, zeros, shape) for name in names}
+
+    def _source(self, name: str) -> SampleSource:
+        """The reader of array ``name``: one opened with the view, else opened now
+        (any stored array, and ``class_locations``)."""
+        src = self._sources.get(name) or self._more_sources.get(name)
+        if src is None:
+            known = (*self.store_metadata.arrays, CLASS_LOCATIONS)
+            if name not in known:
+                raise ValueError(f"the store has no array {name!r}")
+            src = open_array(self.location, name, self._files, self._backend)
+            self._more_sources[name] = src
+        return src
+
+    def class_locations(self, i: int) -> np.ndarray:
+        """Recorded pixel coordinates of each class in sample ``i``.
+
+        Returns
+        -------
+        numpy.ndarray of int32, shape ``(n_classes, K, ndim)``
+            Row ``[c, k]`` is a pixel of class ``c`` (never void); unused
+            rows are -1. A store built with ``class_locations=K`` has them
+            recorded; for any other store they are computed here from the
+            sample's labels (K = :data:`FALLBACK_LOCATIONS`, the same pixels
+            a build with that K records) and kept in a small cache.
+
+        Examples
+        --------
+        >>> from maskprep import example_store
+        >>> shards = open_shards(example_store(n_images=2, class_locations=8))
+        >>> locs = shards.class_locations(0)
+        >>> locs.shape, bool((shards[0]["labels"][tuple(locs[1, :1].T)] == 1).all())
+        ((2, 8, 2), True)
+        """
+        j = self._resolve(i)
+        got = self._location_cache.get(j)
+        if got is not None:
+            return got.copy()
+        if self.store_metadata.class_locations is not None:
+            got = self._source(CLASS_LOCATIONS).read(j)
+        else:
+            shape = tuple(int(s) for s in self._shapes[j])
+            labels = self._source("labels").read_window(j, (0,) * len(shape), shape)
+            meta = self.store_metadata
+            got = class_location_partial(
+                labels,
+                per_class=FALLBACK_LOCATIONS,
+                num_classes=len(meta.class_names),
+                void_label=meta.void_label,
+                key=location_key(meta.sample_ids[j], 0),
+                sample=j,
+            ).array(j, len(meta.class_names))
+        if len(self._location_cache) >= _LOCATION_CACHE:
+            self._location_cache.pop(next(iter(self._location_cache)))
+        self._location_cache[j] = got
+        return got.copy()
+
+    @property
+    def intensity_stats(self) -> dict[str, dict[str, list[Any]]]:
+        """Per-channel intensity statistics of the store's train split.
+
+        ``{"all": {...}, "foreground": {...}}``, each with ``count``, ``mean``,
+        ``std``, ``min``, ``max``, ``median``, ``percentile_00_5`` and
+        ``percentile_99_5``, one value per channel (see
+        :mod:`maskprep.intensity`; pass it to :func:`maskprep.normalize`).
+        Recorded by a build with ``intensity_stats=True``; for any other store
+        computed here once, by reading the train split's images and labels.
+
+        Examples
+        --------
+        >>> from maskprep import example_store
+        >>> stats = open_shards(example_store(n_images=2, intensity_stats=True)).intensity_stats
+        >>> sorted(stats), stats["all"]["count"]
+        (['all', 'foreground'], [512])
+        """
+        stats = self.store_metadata.intensity_stats
+        if stats is None:
+            if self._computed_stats is None:
+                self._computed_stats = self._compute_intensity_stats()
+            stats = self._computed_stats
+        d = stats.to_dict()
+        return {region: d[region] for region in REGIONS}
+
+    def _compute_intensity_stats(self) -> IntensityStats:
+        meta = self.store_metadata
+        layout = meta.layout_info
+        channels = layout.channels or 1
+        total = IntensityPartial.empty(np.dtype(layout.image_dtype).kind in "iub", channels)
+        image, labels = self._source("image"), self._source("labels")
+        for j, split in enumerate(meta.split):
+            if split != "train":
+                continue
+            shape = tuple(int(s) for s in self._shapes[j])
+            zeros = (0,) * len(shape)
+            total = total + intensity_partial(
+                image.read_window(j, zeros, shape),
+                labels.read_window(j, zeros, shape),
+                void_label=meta.void_label,
+                channels=channels,
+            )
+        return total.summary()
+
+    def patches(
+        self,
+        size: Sequence[int],
+        batch_size: int,
+        n: int,
+        *,
+        seed: int = 0,
+        epoch: int = 0,
+        foreground_prob: float = 0.33,
+        class_probs: Sequence[float] | Mapping[Any, float] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        arrays: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """``n`` random patches of this view, in stacked batches, class-aware.
+
+        With probability ``foreground_prob`` a patch is placed so that it
+        contains a recorded location (:meth:`class_locations`) of a class
+        drawn from ``class_probs``; otherwise uniformly inside a uniformly
+        drawn sample, and drawn again if it is all void. Each patch equals
+        ``shards.patch(index, start, size)``.
+
+        Parameters
+        ----------
+        size : sequence of int
+            Patch extent per spatial axis. A sample smaller than that along
+            an axis is covered whole, with padding.
+        batch_size : int
+            Patches per batch (the last batch may be short).
+        n : int
+            Patches this rank draws in the epoch.
+        seed, epoch : int
+            The patches are a function of ``(seed, epoch, rank)`` and the
+            batch number only (see :class:`~maskprep.reader.patches.PatchSampler`).
+        foreground_prob : float
+            Probability that a patch targets a class (nnU-Net uses 0.33).
+        class_probs : sequence of float or dict, optional
+            Weight of each class for those patches: one value per class, or
+            ``{class name or index: weight}``; classes absent from the view
+            are left out. Default: uniform over the present classes other
+            than class 0 (the background).
+        rank, world_size : int
+            Distributed rank and size: every rank draws different patches.
+        arrays : sequence of str, optional
+            Arrays to read, among those opened (default all).
+
+        Yields
+        ------
+        dict of str to numpy.ndarray
+            The arrays stacked ``(B, *size[, C])``, plus ``index`` ``(B,)``
+            (view position of each patch's sample) and ``start`` ``(B, ndim)``
+            (its origin; may be negative where a sample is smaller than ``size``).
+
+        Examples
+        --------
+        >>> from maskprep import example_store
+        >>> shards = open_shards(example_store(n_images=4, size=(32, 32), class_locations=64))
+        >>> batches = list(shards.patches((8, 8), 4, 6, seed=0, foreground_prob=1.0))
+        >>> [b["labels"].shape for b in batches]
+        [(4, 8, 8), (2, 8, 8)]
+        >>> all(((b["labels"] == 1).any(axis=(1, 2))).all() for b in batches)
+        True
+        >>> first = batches[0]
+        >>> i, start = int(first["index"][0]), first["start"][0]
+        >>> bool((shards.patch(i, start, (8, 8))["image"] == first["image"][0]).all())
+        True
+        """
+        from maskprep.reader.patches import PatchSampler
+
+        sampler = PatchSampler(
+            self,
+            size,
+            batch_size,
+            n,
+            seed=seed,
+            foreground_prob=foreground_prob,
+            class_probs=class_probs,
+            rank=rank,
+            world_size=world_size,
+            arrays=arrays,
+        )
+        return sampler.epoch(epoch)
 
     @staticmethod
     def _axis_ints(

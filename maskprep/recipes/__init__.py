@@ -79,7 +79,8 @@ Keys (unknown keys are an error naming the key and the file):
     Default build options: ``void_label``, ``class_weights`` (a scheme name
     or a table of :class:`~maskprep.ClassWeightConfig` fields), ``w0``,
     ``sigma``, ``border_region``, ``tolerance``, ``spacing``, ``shard_size``,
-    ``zstd_level``, ``max_pixels``, ``targets``, ``tile``.
+    ``zstd_level``, ``max_pixels``, ``targets``, ``tile``, ``class_locations``,
+    ``intensity_stats``.
 
 Mask values that the recipe declares neither as a class nor as void are an
 error naming the file and the value; a value equal to the void label gets its

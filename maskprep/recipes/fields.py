@@ -38,6 +38,8 @@ BUILD_KEYS = (
     "max_pixels",
     "targets",
     "tile",
+    "class_locations",
+    "intensity_stats",
 )
 FLOAT_KEYS = ("w0", "sigma", "tolerance")
 
@@ -118,6 +120,9 @@ def build_pairs(table: dict[str, Any], fail: Any) -> tuple[tuple[str, Any], ...]
             value = tuple(value)
         elif key == "zstd_level":
             value = typed(value, int, f"[build] {key}", fail)
+        elif key == "intensity_stats":
+            if not isinstance(value, bool):
+                raise fail(f"[build] intensity_stats must be true or false, got {value!r}")
         else:
             value = nonnegative_int(value, f"[build] {key}", fail)
         out[key] = value

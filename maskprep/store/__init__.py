@@ -8,7 +8,11 @@ Layout of ``OUT.zarr``::
     weights    (N, *S)       float32       class weight + border term, 0 on void
     <target>   (N, *S[, C])  per target    further training targets, when built
     shapes     (N, ndim)     int32         true spatial shape of each sample
+    class_locations (N, n_classes, K, ndim)  int32  up to K pixels per class (builds with
+                                           class_locations=K; see maskprep.store.training)
     _maskprep/shards/K.json                written after shard K of every array is written
+    _maskprep/partials/K.npz               shard K's partial training statistics (written before
+                                           K.json, removed once the store is complete)
 
 Format 2 (the default, ``tile="auto"``: ``T`` = 256 in 2D, 64 in 3D) chunks
 every array ``(1, T, ..., T[, C])`` (``T`` clipped to ``S`` per axis) and
@@ -72,10 +76,22 @@ from maskprep.store.metadata import (
     SHAPES_KEY,
     TILED_FORMAT_VERSION,
     ArraySpec,
+    ClassLocationInfo,
     StoreLayout,
     StoreMetadata,
     default_block,
     default_tile,
+)
+from maskprep.store.training import (
+    CLASS_LOCATIONS,
+    PARTIALS,
+    class_locations_key,
+    create_class_locations,
+    delete_partials,
+    partial_files,
+    read_partial,
+    write_class_locations,
+    write_partial,
 )
 from maskprep.store.writer import (
     combine_checksums,
@@ -100,6 +116,7 @@ from maskprep.store.writer import (
 __all__ = [
     "CHUNK_CHECKSUM",
     "CHUNK_CHECKSUM_NBYTES",
+    "CLASS_LOCATIONS",
     "CORE_ARRAYS",
     "DEFAULT_ARRAYS",
     "DEFAULT_BLOCK",
@@ -108,24 +125,29 @@ __all__ = [
     "FORMAT_VERSIONS",
     "MAX_TILES_PER_SHARD",
     "MISSING",
+    "PARTIALS",
     "SHAPES_KEY",
     "TILED_FORMAT_VERSION",
     "ZSTD_MAGIC",
     "ArraySpec",
+    "ClassLocationInfo",
     "Location",
     "ShardEncoder",
     "StoreLayout",
     "StoreMetadata",
     "UnsupportedFormat",
     "check_directory",
+    "class_locations_key",
     "combine_checksums",
     "corrupt_chunks",
     "crc32c",
+    "create_class_locations",
     "create_store",
     "decode_chunk_into",
     "decode_index",
     "default_block",
     "default_tile",
+    "delete_partials",
     "done_parts",
     "done_shards",
     "encode_shard",
@@ -138,16 +160,20 @@ __all__ = [
     "morton_order",
     "parse_endian",
     "parse_fill_value",
+    "partial_files",
     "put_shard_file",
     "read_attrs",
     "read_metadata",
+    "read_partial",
     "read_store_metadata",
     "record_part",
     "record_shard",
     "shapes_checksum",
     "shard_checksums",
     "shard_encoder",
+    "write_class_locations",
     "write_metadata",
+    "write_partial",
     "write_shard",
     "writer_lock",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from maskprep.errors import StoreError
+from maskprep.intensity import IntensityStats
 from maskprep.weighting import ClassStats, ClassWeightConfig
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "STAGES",
     "TILED_FORMAT_VERSION",
     "ArraySpec",
+    "ClassLocationInfo",
     "StoreLayout",
     "StoreMetadata",
     "default_block",
@@ -321,6 +323,29 @@ def _chunk_checksum(value: Any) -> bool:
     if value not in (None, CHUNK_CHECKSUM):
         raise ValueError(f"chunk_checksum {value!r} is not {CHUNK_CHECKSUM!r}")
     return value is not None
+@dataclass(frozen=True)
+class ClassLocationInfo:
+    """How the ``class_locations`` array was made: K per class, the hash seed, and
+    the sha256 of each of its shard files (None where a shard holds none)."""
+
+    per_class: int
+    seed: int
+    shard_checksums: tuple[str | None, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "per_class": self.per_class,
+            "seed": self.seed,
+            "shard_checksums": list(self.shard_checksums),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ClassLocationInfo:
+        return cls(
+            per_class=int(d["per_class"]),
+            seed=int(d["seed"]),
+            shard_checksums=tuple(None if c is None else str(c) for c in d["shard_checksums"]),
+        )
 
 
 def _ints(values: Any) -> tuple[int, ...]:
@@ -386,6 +411,12 @@ class StoreMetadata:
     shapes_checksum: str | None = None
     format_version: int = FORMAT_VERSION
     padding: str = "end of each axis; image 0, labels void_label, instances 0, weights 0"
+    #: Per-channel intensity statistics of the train split (builds with
+    #: ``intensity_stats=True``); absent from older stores' metadata.
+    intensity_stats: IntensityStats | None = None
+    #: The ``class_locations`` array's parameters and checksums (builds with
+    #: ``class_locations=K``); absent from older stores' metadata.
+    class_locations: ClassLocationInfo | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -485,6 +516,11 @@ class StoreMetadata:
             out["reweight_target"] = self.reweight_target
         if self.shapes_checksum is not None:
             out["shapes_checksum"] = self.shapes_checksum
+        # Left out when absent: a store without them keeps its exact metadata digest.
+        if self.intensity_stats is not None:
+            out["intensity_stats"] = self.intensity_stats.to_dict()
+        if self.class_locations is not None:
+            out["class_locations"] = self.class_locations.to_dict()
         out["stage"] = self.stage
         out["complete"] = self.complete
         return out
@@ -534,6 +570,16 @@ class StoreMetadata:
                 metadata_digest=d.get("metadata_digest"),
                 reweight_target=d.get("reweight_target"),
                 shapes_checksum=d.get("shapes_checksum"),
+                intensity_stats=(
+                    None
+                    if d.get("intensity_stats") is None
+                    else IntensityStats.from_dict(d["intensity_stats"])
+                ),
+                class_locations=(
+                    None
+                    if d.get("class_locations") is None
+                    else ClassLocationInfo.from_dict(d["class_locations"])
+                ),
                 extra={k: v for k, v in d.items() if k not in _KEYS},
             )
         except (KeyError, TypeError, ValueError) as exc:

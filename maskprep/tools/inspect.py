@@ -173,6 +173,8 @@ def inspect_store(
         ``geometry`` (dimensionality, largest and smallest sample shape,
         channels), ``shards`` (shard size, count, per-array layout),
         ``size_on_disk``, ``border`` (w0, sigma, region, tolerance, spacing),
+        ``intensity_stats`` (per-channel statistics of the train split's images,
+        or None if not recorded), ``class_locations`` (how many per class, or None),
         ``build_config``, ``inputs`` (files and bytes), ``problems`` (what an
         incomplete or unusual store lacks), ``quarantine`` and ``notes`` (samples
         skipped or noted by the build, where recorded), and
@@ -224,7 +226,8 @@ def inspect_store(
     arrays: dict[str, Any] = {}
     targets = (meta.get("layout_info") or {}).get("targets")
     stored = DEFAULT_ARRAYS if not targets else (*CORE_ARRAYS, *(t["name"] for t in targets))
-    for name in (*stored, "shapes"):
+    extra_arrays = ("class_locations",) if meta.get("class_locations") else ()
+    for name in (*stored, "shapes", *extra_arrays):
         info = _array_info(loc, name)
         if info is None:
             problems.append(f"array {name} is missing")
@@ -332,6 +335,8 @@ def inspect_store(
             "tolerance": meta.get("tolerance"),
             "spacing": spacing,
         },
+        "intensity_stats": meta.get("intensity_stats"),
+        "class_locations": meta.get("class_locations"),
         "build_config": meta.get("config"),
         "inputs": {
             "files": len(inputs),

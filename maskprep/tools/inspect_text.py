@@ -31,6 +31,43 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+def _stat(value: Any) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _intensity_lines(info: Mapping[str, Any]) -> list[str]:
+    """The intensity statistics and class locations, or how to get them."""
+    stats = info.get("intensity_stats")
+    if not stats:
+        lines = [
+            "Intensity statistics: not recorded (build with --intensity-stats; readers "
+            "compute them on demand)"
+        ]
+    else:
+        kind = "exact" if stats.get("exact") else "float image: percentiles within 0.05%"
+        lines = [f"Intensity statistics (train split, per channel; {kind}):"]
+        keys = ("mean", "std", "min", "max", "percentile_00_5", "median", "percentile_99_5")
+        heads = ("mean", "std", "min", "max", "p0.5", "median", "p99.5")
+        lines.append(f"  {'pixels':<11}{'ch':>3}{'count':>13}" + "".join(f"{h:>11}" for h in heads))
+        for region in ("all", "foreground"):
+            r = stats.get(region) or {}
+            for c, count in enumerate(r.get("count") or []):
+                values = "".join(f"{_stat(r[k][c]):>11}" for k in keys)
+                lines.append(f"  {region:<11}{c:>3}{count:>13,}{values}")
+    loc = info.get("class_locations")
+    if loc:
+        lines.append(
+            f"Class locations: up to {loc['per_class']} per class and sample "
+            "(array class_locations; class-aware patch sampling)"
+        )
+    else:
+        lines.append(
+            "Class locations: not recorded (build with --class-locations K; readers compute "
+            "them per sample on demand)"
+        )
+    return lines
+
+
 def format_inspection(info: Mapping[str, Any]) -> str:
     """Human-readable text of an :func:`inspect_store` result.
 
@@ -127,19 +164,22 @@ def format_inspection(info: Mapping[str, Any]) -> str:
         f"tolerance {b['tolerance']}, spacing {spacing}"
     )
 
+    lines.extend(_intensity_lines(info))
+
     s = info["shards"]
     lines.append(
         f"Shards: {s['n_shards']} shard(s) of up to {s['shard_size']} samples per array, "
         "one chunk per sample"
     )
-    lines.append(f"  {'array':<10}{'shape':<22}{'dtype':<9}{'shard':<22}{'files':>6}{'size':>11}")
+    w = max(10, *(len(name) + 1 for name in s["arrays"]))  # class_locations is long
+    lines.append(f"  {'array':<{w}}{'shape':<22}{'dtype':<9}{'shard':<22}{'files':>6}{'size':>11}")
     for name, a in s["arrays"].items():
         if a is None:
-            lines.append(f"  {name:<10}MISSING")
+            lines.append(f"  {name:<{w}}MISSING")
             continue
         shard = _shape(a["shards"]) if a["shards"] is not None else "-"
         lines.append(
-            f"  {name:<10}{_shape(a['shape']):<22}{a['dtype']:<9}{shard:<22}"
+            f"  {name:<{w}}{_shape(a['shape']):<22}{a['dtype']:<9}{shard:<22}"
             f"{a['files']:>6}{_size(a['bytes']):>11}"
         )
     size = info["size_on_disk"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import warnings
@@ -17,6 +18,7 @@ from maskprep.store import (
     Location,
     StoreLayout,
     StoreMetadata,
+    class_locations_key,
     corrupt_chunks,
     done_shards,
     read_store_metadata,
@@ -103,6 +105,23 @@ def _corrupt_chunk_problems(loc: Location, meta: StoreMetadata, name: str, k: in
             problems.append(
                 f"{loc}/{key}: chunk {chunk} (sample {sample}) fails its crc32c checksum"
             )
+    return problems
+
+
+def _check_class_locations(loc: Location, meta: StoreMetadata) -> list[str]:
+    """The class_locations shard files against their recorded checksums."""
+    info = meta.class_locations
+    if info is None:
+        return []
+    problems = []
+    for k, want in enumerate(info.shard_checksums):
+        key = class_locations_key(k)
+        data = loc.read_bytes(key)
+        got = None if data is None else hashlib.sha256(data).hexdigest()
+        if want is not None and got is None:
+            problems.append(f"{loc}/{key}: shard file is missing")
+        elif want != got:
+            problems.append(f"{loc}/{key}: checksum mismatch (the shard was modified)")
     return problems
 
 
@@ -199,8 +218,8 @@ def verify_store(
 ) -> VerifyReport:
     """Check a store's completeness, shard checksums and metadata consistency.
 
-    Checks that the build finished, that every shard file matches the sha256
-    recorded when it was written, that the metadata matches its digest, that
+    Checks that the build finished, that every shard file (``class_locations``
+    too) matches the sha256 recorded when it was written, that the metadata matches its digest, that
     the per-sample and train-split class counts match the stored labels, and
     that the class weights follow from the counts and the recorded scheme.
     ``progress(stage, done, total)``, if given, is called as shards are
@@ -248,7 +267,10 @@ def verify_store(
     report = progress or _no_progress
     problems += _check_shards(loc, meta, layout, report)
     if meta.shapes_checksum is not None and shapes_checksum(loc) != meta.shapes_checksum:
-        problems.append(f"{loc}/{SHAPES_KEY}: checksum mismatch (the sample shapes were modified)")
+        problems.append(
+            f"{loc}/{SHAPES_KEY}: checksum mismatch (the sample shapes were modified)"
+        )
+    problems += _check_class_locations(loc, meta)
     recount_problems, n = _recount(loc, meta, layout, report)
     problems += recount_problems
     with warnings.catch_warnings():

@@ -9,6 +9,10 @@ maskprep imports this package.
   ignored, normalised by the total weight of the valid pixels.
 * :func:`forbid_classes`: set class channels to ``-inf`` so ``argmax`` and
   ``softmax`` can never pick them.
+* :class:`PatchDataset`: class-aware random patches (or whole samples padded
+  to a multiple), joint augmentation with exact recomputed weights, worker-
+  and rank-aware, resumable mid-epoch (``state_dict``); iterate it with
+  :meth:`PatchDataset.loader`.
 * :class:`ShardDataset` (map-style) and :class:`ShardIterableDataset` (whole
   batches, split over DataLoader workers and distributed ranks): a maskprep
   store as tensors, safe in forked DataLoader workers.
@@ -26,8 +30,11 @@ and the reader.
 
 from maskprep.torch.data import ShardDataset, ShardIterableDataset, collate_padded, to_tensors
 from maskprep.torch.losses import WeightedCrossEntropyLoss, forbid_classes, weighted_cross_entropy
+from maskprep.torch.patches import PatchDataset, PatchLoader
 
 __all__ = [
+    "PatchDataset",
+    "PatchLoader",
     "ShardDataset",
     "ShardIterableDataset",
     "WeightedCrossEntropyLoss",

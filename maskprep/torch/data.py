@@ -79,6 +79,19 @@ def collate_padded(
     return out
 
 
+def _ranks(rank: int | None, world: int | None) -> tuple[int, int]:
+    """The given rank and world size, else ``torch.distributed``'s, else 0 and 1."""
+    dist = torch.distributed
+    initialised = dist.is_available() and dist.is_initialized()
+    if world is None:
+        world = dist.get_world_size() if initialised else 1
+    if rank is None:
+        rank = dist.get_rank() if initialised else 0
+    if not 0 <= rank < world:
+        raise ValueError(f"rank must be in [0, {world}), got {rank}")
+    return rank, world
+
+
 class _StoreHandle:
     """Opens the store lazily and again in every new process (never shares handles)."""
 
@@ -279,16 +292,7 @@ class ShardIterableDataset(_StoreDataset, torch.utils.data.IterableDataset):  # 
         self.epoch = operator.index(epoch)
 
     def _ranks(self) -> tuple[int, int]:
-        rank, world = self.rank, self.world_size
-        dist = torch.distributed
-        initialised = dist.is_available() and dist.is_initialized()
-        if world is None:
-            world = dist.get_world_size() if initialised else 1
-        if rank is None:
-            rank = dist.get_rank() if initialised else 0
-        if not 0 <= rank < world:
-            raise ValueError(f"rank must be in [0, {world}), got {rank}")
-        return rank, world
+        return _ranks(self.rank, self.world_size)
 
     def _order(self) -> list[np.ndarray]:
         rank, world = self._ranks()

@@ -47,7 +47,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from maskprep import _border as border_mod
+from maskprep.targets import border as border_mod
 from maskprep import _kernels, border_weights
 
 try:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -511,3 +515,27 @@ def test_compile_kernels_reaches_every_kernel_a_build_uses() -> None:
     assert border_mod.kernels_compiled() in (True, False)  # a cache may be read-only
     for kernel in border_mod._kernels_used():
         assert kernel.signatures  # type: ignore[attr-defined]
+
+
+ONE_SPECIALISATION = """
+import numba, numpy as np
+import maskprep._kernels._border as kernels
+lab = np.zeros((1, 64, 64), np.uint32)
+lab[0].reshape(-1)[::7] = np.arange(1, 587)  # 586 ids: the id table grows twice
+kernels.scan_boxes(lab)
+print(len(kernels._scan_rows.signatures))
+"""
+
+
+def test_scan_boxes_compiles_one_specialisation(tmp_path: Path) -> None:
+    # A fresh interpreter and an empty numba cache: code loaded from a cache
+    # lists no signatures, and this process has used other label dtypes.
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", ONE_SPECIALISATION],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    assert out.stdout.split() == ["1"]

@@ -169,7 +169,9 @@ def scan_boxes(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     used = np.full(2 * cap, -1, dtype=np.int64)
     ids = np.zeros(cap, dtype=lab.dtype)
     boxes = np.zeros((cap, 6), dtype=np.int64)
-    n, row = _scan_rows(lab, 0, keys, used, ids, boxes, 0)
+    # np.int64, not a literal 0: a literal would compile a second specialisation
+    # of _scan_rows (the call below passes int64s), doubling a cold-cache compile.
+    n, row = _scan_rows(lab, np.int64(0), keys, used, ids, boxes, np.int64(0))
     while row >= 0:
         cap *= 4
         ids2 = np.zeros(cap, dtype=lab.dtype)

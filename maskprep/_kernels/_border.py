@@ -7,10 +7,10 @@ are only compared for equality), spacings are positive, and no argument is
 checked.
 
 Per instance, the distance transform is computed in its bounding box grown
-by the cutoff: ``windowed_2d`` with lower envelopes along every row,
-``windowed_3d`` with envelopes along x and a brute-force minimum across the
-few slices the instance spans (2D instances spanning few rows use it too,
-rows standing in for slices).
+by the cutoff: ``windowed_2d`` by a minimum over the instance's rows (or,
+for tall instances, a binary pass along y then a minimum or lower envelopes
+along x), ``windowed_3d`` with envelopes along x and a brute-force minimum
+across the few slices the instance spans.
 
 Distances are kept squared until the very end. ``d1 <= d2`` hold, per
 pixel, the two smallest squared distances to distinct instances merged so
@@ -171,7 +171,8 @@ def scan_boxes(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     boxes = np.zeros((cap, 6), dtype=np.int64)
     # np.int64, not a literal 0: a literal would compile a second specialisation
     # of _scan_rows (the call below passes int64s), doubling a cold-cache compile.
-    n, row = _scan_rows(lab, np.int64(0), keys, used, ids, boxes, np.int64(0))
+    zero = np.int64(0)
+    n, row = _scan_rows(lab, zero, keys, used, ids, boxes, zero)  # type: ignore[arg-type]
     while row >= 0:
         cap *= 4
         ids2 = np.zeros(cap, dtype=lab.dtype)
@@ -416,6 +417,353 @@ def _rows_to_d12(
         _line_to_d12(g[r], x0, sx2, xx0, xx1, r2, d1[yy0 + r], d2[yy0 + r], env, line, owner)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _min_parabolas4(
+    out: np.ndarray,
+    ramp: np.ndarray,
+    n: int,
+    g: np.ndarray,
+    c: np.ndarray,
+    j: int,
+    s2: np.float32,
+    first: bool,
+) -> None:
+    """``out[i] = min(out[i], min_t g[j + t] + s2 * (i + c[j + t])**2)`` over t < 4.
+
+    With ``first``, ``out`` is overwritten instead. ``ramp[i] == i``: LLVM
+    vectorises a load of it, not a conversion of the index. Four parabolas
+    share a sweep over ``out``, as in :func:`_min4`.
+    """
+    g0 = g[j]
+    g1 = g[j + 1]
+    g2 = g[j + 2]
+    g3 = g[j + 3]
+    # float32 offsets: an int64 one would promote the whole sweep to float64.
+    c0 = np.float32(c[j])
+    c1 = np.float32(c[j + 1])
+    c2 = np.float32(c[j + 2])
+    c3 = np.float32(c[j + 3])
+    if first:
+        for i in range(n):
+            t = ramp[i]
+            d = t + c0
+            v = g0 + s2 * d * d
+            d = t + c1
+            w = g1 + s2 * d * d
+            v = w if w < v else v
+            d = t + c2
+            w = g2 + s2 * d * d
+            v = w if w < v else v
+            d = t + c3
+            w = g3 + s2 * d * d
+            out[i] = w if w < v else v
+    else:
+        for i in range(n):
+            t = ramp[i]
+            v = out[i]
+            d = t + c0
+            w = g0 + s2 * d * d
+            v = w if w < v else v
+            d = t + c1
+            w = g1 + s2 * d * d
+            v = w if w < v else v
+            d = t + c2
+            w = g2 + s2 * d * d
+            v = w if w < v else v
+            d = t + c3
+            w = g3 + s2 * d * d
+            out[i] = w if w < v else v
+
+
+@numba.njit(nogil=True, cache=True)
+def _rows_brute_to_d12(
+    g: np.ndarray,
+    x0: int,
+    yy0: int,
+    xx0: int,
+    xx1: int,
+    sx2: float,
+    r2: float,
+    d1: np.ndarray,
+    d2: np.ndarray,
+    line: np.ndarray,
+    ramp: np.ndarray,
+    sg: np.ndarray,
+    sc: np.ndarray,
+) -> None:
+    """:func:`_rows_to_d12` by brute force: each output the minimum over the row's sources.
+
+    For a narrow instance this beats the lower envelope, whose construction
+    and fill branch at almost every source and pixel: per row, the finite
+    sources ``g[r, c]`` (column ``x0 + c``) are gathered, and every output
+    within reach takes the minimum of their parabolas, four at a time,
+    vectorised across the outputs (in float32: the result is stored in
+    float32 anyway). ``line``, ``ramp`` (``ramp[i] == i``), ``sg`` and ``sc``
+    are scratch of at least the image width plus 16 and the box width plus 4.
+    """
+    s2 = np.float32(sx2)
+    for r in range(g.shape[0]):
+        gr = g[r]
+        ns = 0
+        fmin = _INF
+        for c in range(gr.size):
+            v = gr[c]
+            if v != _INF:
+                sg[ns] = v
+                sc[ns] = c
+                ns += 1
+                fmin = min(fmin, v)
+        if ns == 0:
+            continue
+        reach = int(np.sqrt((r2 - fmin) / sx2))
+        a = max(xx0, x0 + sc[0] - reach)
+        b = min(xx1, x0 + sc[ns - 1] + reach + 1)
+        if a >= b:
+            continue
+        # Output i is column a + i; source k sits at x0 + sc[k], so its offset is
+        # i + (a - x0 - sc[k]). Sources are padded to a multiple of 4 with inf.
+        for k in range(ns):
+            sc[k] = a - x0 - sc[k]
+        while ns % 4 != 0:
+            sg[ns] = _INF32
+            sc[ns] = 0
+            ns += 1
+        n = b - a
+        # Whole vectors, so that no scalar remainder runs (the extra outputs
+        # are never merged).
+        nv = (n + 15) // 16 * 16
+        for k in range(0, ns, 4):
+            _min_parabolas4(line, ramp, nv, sg, sc, k, s2, k == 0)
+        _merge_line(line[:n], r2, d1[yy0 + r, a:b], d2[yy0 + r, a:b])
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _min_rows4(
+    out: np.ndarray,
+    hx: np.ndarray,
+    at: np.ndarray,
+    v: np.ndarray,
+    j: int,
+    n: int,
+    first: bool,
+) -> None:
+    """``out[i] = min(out[i], min_t hx[at[j + t] + i] + v[j + t])`` over t < 4.
+
+    With ``first``, ``out`` is overwritten instead. Flat, unsigned indices,
+    so that LLVM vectorises the sweep across ``i``.
+    """
+    a0 = np.uint64(at[j])
+    a1 = np.uint64(at[j + 1])
+    a2 = np.uint64(at[j + 2])
+    a3 = np.uint64(at[j + 3])
+    v0 = v[j]
+    v1 = v[j + 1]
+    v2 = v[j + 2]
+    v3 = v[j + 3]
+    if first:
+        for i in range(n):
+            u = np.uint64(i)
+            w = hx[a0 + u] + v0
+            t = hx[a1 + u] + v1
+            w = t if t < w else w
+            t = hx[a2 + u] + v2
+            w = t if t < w else w
+            t = hx[a3 + u] + v3
+            out[u] = t if t < w else w
+    else:
+        for i in range(n):
+            u = np.uint64(i)
+            w = out[u]
+            t = hx[a0 + u] + v0
+            w = t if t < w else w
+            t = hx[a1 + u] + v1
+            w = t if t < w else w
+            t = hx[a2 + u] + v2
+            w = t if t < w else w
+            t = hx[a3 + u] + v3
+            out[u] = t if t < w else w
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _keep_row(runs: np.ndarray, nruns: np.ndarray, r: int, span: np.ndarray) -> bool:
+    """Whether row ``r`` of the instance can be the nearest somewhere, given the rows before it.
+
+    ``span = [lo, hi)`` is an interval covered by the runs of rows already
+    taken (all at most as far from the output row). If every run of row
+    ``r`` lies in it, each pixel of the row has a pixel of an earlier row
+    at least as near along x and no farther along y: the row never wins.
+    Otherwise the row is kept and ``span`` grows by its runs that touch it
+    (or becomes its widest run, if empty), staying inside the union.
+    """
+    m = nruns[r]
+    if m == 0:
+        return False
+    lo = span[0]
+    hi = span[1]
+    inside = True
+    for i in range(0, m, 2):
+        inside &= (runs[r, i] >= lo) & (runs[r, i + 1] <= hi)
+    if inside:
+        return False
+    if lo >= hi:
+        best = 0
+        for i in range(2, m, 2):
+            if runs[r, i + 1] - runs[r, i] > runs[r, best + 1] - runs[r, best]:
+                best = i
+        lo = runs[r, best]
+        hi = runs[r, best + 1]
+    # Runs are sorted; one sweep each way takes in every run touching the span.
+    for i in range(0, m, 2):
+        if runs[r, i] <= hi and runs[r, i + 1] >= lo:
+            lo = min(lo, runs[r, i])
+            hi = max(hi, runs[r, i + 1])
+    for i in range(m - 2, -1, -2):
+        if runs[r, i] <= hi and runs[r, i + 1] >= lo:
+            lo = min(lo, runs[r, i])
+            hi = max(hi, runs[r, i + 1])
+    span[0] = lo
+    span[1] = hi
+    return True
+
+
+@numba.njit(nogil=True, cache=True)
+def _pruned_rows_to_d12(
+    lab: np.ndarray,
+    lid: int,
+    y0: int,
+    y1: int,
+    x0: int,
+    x1: int,
+    yy0: int,
+    yy1: int,
+    xx0: int,
+    xx1: int,
+    sy2: float,
+    sx2: float,
+    r2: float,
+    d1: np.ndarray,
+    d2: np.ndarray,
+    runs: np.ndarray,
+    nruns: np.ndarray,
+    hx: np.ndarray,
+    order: np.ndarray,
+    at: np.ndarray,
+    v: np.ndarray,
+    span: np.ndarray,
+    line: np.ndarray,
+) -> None:
+    """Merge instance ``lid`` (box rows ``[y0, y1)``, columns ``[x0, x1)``) into d1/d2 (2D).
+
+    Transposed order, by brute force: ``hx[r]`` is the squared distance
+    along x to the instance's runs in its row ``y0 + r`` (closed form), and
+    output row ``y`` takes the minimum over the source rows of ``hx[r] +
+    (y - y0 - r)**2 * sy2``, four rows per sweep, vectorised across x. Only
+    rows that can win are taken (:func:`_keep_row`, scanning rows from the
+    nearest): above or below a roundish instance that is its half towards
+    the output row, and in its middle rows a few, about half the rows of
+    the box on average instead of all of them, and no
+    per-column work at all. ``hx`` holds ``bh + 1`` rows of width ``wx``
+    (the last all inf, for padding); the outputs are columns ``[xx0, xx1)``.
+    """
+    bh = y1 - y0
+    gx = xx1 - xx0
+    wx = hx.size // (nruns.size + 1)
+    for r in range(bh):
+        row = lab[0, y0 + r]
+        m = 0
+        x = x0
+        while x < x1:
+            if row[x] == lid:
+                st = x
+                while x < x1 and row[x] == lid:
+                    x += 1
+                runs[r, m] = st
+                runs[r, m + 1] = x
+                m += 2
+            else:
+                x += 1
+        nruns[r] = m
+        if m == 0:
+            continue
+        base = r * wx
+        lo = xx0
+        for i in range(0, m, 2):
+            st = runs[r, i]
+            en = runs[r, i + 1] - 1
+            # Up to the midpoint with the next run, this run is the nearest.
+            hi = xx1 if i + 2 >= m else (en + runs[r, i + 2]) // 2 + 1
+            for c in range(lo, hi):
+                # As the y term below: the float64 product, rounded once. The
+                # float32 sum of the two terms is then the same with the axes
+                # swapped (a transposed input gives the transposed map).
+                dd = max(st - c, c - en, 0)
+                hx[base + c - xx0] = np.float32(sx2 * np.float64(dd * dd))
+            lo = hi
+    pad = bh * wx
+    for c in range(gx + 16):
+        hx[pad + c] = _INF32
+    # The rows that can win above the instance (scanned from its top row
+    # down), below it (from the bottom up), and inside it: all rows with
+    # pixels (pruning per output row there cost more than it saved).
+    n_up = 0
+    span[0] = 0
+    span[1] = 0
+    for r in range(bh):
+        if _keep_row(runs, nruns, r, span):
+            order[n_up] = r
+            n_up += 1
+    n_down = 0
+    span[0] = 0
+    span[1] = 0
+    for r in range(bh - 1, -1, -1):
+        if _keep_row(runs, nruns, r, span):
+            order[bh + n_down] = r
+            n_down += 1
+    n_all = 0
+    for r in range(bh):
+        if nruns[r] > 0:
+            order[2 * bh + n_all] = r
+            n_all += 1
+    for y in range(yy0, yy1):
+        if y < y0:
+            o0, k = 0, n_up
+        elif y >= y1:
+            o0, k = bh, n_down
+        else:
+            o0, k = 2 * bh, n_all
+        # Outputs: the columns some taken row reaches within r2 (for a round
+        # instance a rounded shape, about 15% less than its grown box).
+        nk = 0
+        a = xx1
+        b = xx0
+        for t in range(k):
+            r = order[o0 + t]
+            dy = y - y0 - r
+            vert = sy2 * np.float64(dy * dy)
+            if vert <= r2:
+                at[nk] = r * wx
+                v[nk] = np.float32(vert)
+                nk += 1
+                reach = int(np.sqrt((r2 - vert) / sx2))
+                a = min(a, runs[r, 0] - reach)
+                b = max(b, runs[r, nruns[r] - 1] + reach)
+        a = max(a, xx0)
+        b = min(b, xx1)
+        if a >= b:
+            continue
+        while nk % 4 != 0:
+            at[nk] = pad
+            v[nk] = _INF32
+            nk += 1
+        for t in range(nk):
+            at[t] += a - xx0
+        n = b - a
+        nv = (n + 15) // 16 * 16
+        for t in range(0, nk, 4):
+            _min_rows4(line, hx, at, v, t, nv, t == 0)
+        _merge_line(line[:n], r2, d1[y, a:b], d2[y, a:b])
+
+
 @numba.njit(nogil=True, cache=True)
 def windowed_2d(
     lab: np.ndarray,
@@ -428,12 +776,21 @@ def windowed_2d(
     r2: float,
     d1: np.ndarray,
     d2: np.ndarray,
+    rows_ratio: float,
+    brute_x_max: int,
 ) -> None:
     """Merge every instance's squared distance (<= r2) into ``d1``/``d2`` (2D, z size 1).
 
     Each instance is transformed only inside its box grown by ``(my, mx)``
     pixels: beyond that its distance exceeds the cutoff anyway. ``d1`` and
-    ``d2`` have shape ``(H, W)``.
+    ``d2`` have shape ``(H, W)``. Three exact ways, by the instance's box
+    (``bh`` rows, ``bx`` columns), each the fastest where it is used:
+
+    * ``bh <= rows_ratio * bx + 16`` (roundish, or wide): the minimum over
+      the instance's rows, pruned (:func:`_pruned_rows_to_d12`);
+    * taller, at most ``brute_x_max`` columns: a binary pass along y, then
+      the minimum over the columns (:func:`_rows_brute_to_d12`);
+    * taller and wider: a binary pass, then lower envelopes along x.
     """
     ny = lab.shape[1]
     nx = lab.shape[2]
@@ -446,19 +803,66 @@ def windowed_2d(
     g = np.empty((gy_max, bx_max), dtype=np.float64)
     last = np.empty(bx_max, dtype=np.int64)
     env = np.empty((5, bx_max + 1), dtype=np.float64)
-    line = np.empty(nx, dtype=np.float32)
+    line = np.empty(nx + 16, dtype=np.float32)
     owner = np.zeros(nx + 1, dtype=np.int64)
+    ramp = np.arange(nx + 16).astype(np.float32)
+    sg = np.empty(bx_max + 4, dtype=np.float32)
+    sc = np.empty(bx_max + 4, dtype=np.int64)
+    bh_max = 1
+    gx_max = 1
+    for k in range(n):
+        if boxes[k, 3] - boxes[k, 2] <= rows_ratio * (boxes[k, 5] - boxes[k, 4]) + 16:
+            bh_max = max(bh_max, boxes[k, 3] - boxes[k, 2])
+            gx_max = max(gx_max, min(nx, boxes[k, 5] + mx) - max(0, boxes[k, 4] - mx))
+    runs = np.empty((bh_max, bx_max + 2), dtype=np.int64)
+    nruns = np.empty(bh_max, dtype=np.int64)
+    wx = gx_max + 16
+    hx = np.empty((bh_max + 1) * wx, dtype=np.float32)
+    order = np.empty(3 * bh_max, dtype=np.int64)
+    at = np.empty(bh_max + 4, dtype=np.int64)
+    vv = np.empty(bh_max + 4, dtype=np.float32)
+    span = np.empty(2, dtype=np.int64)
     sx2 = sx * sx
+    sy2 = sy * sy
     for k in range(n):
         y0, y1, x0, x1 = boxes[k, 2], boxes[k, 3], boxes[k, 4], boxes[k, 5]
         yy0 = max(0, y0 - my)
         yy1 = min(ny, y1 + my)
+        if y1 - y0 <= rows_ratio * (x1 - x0) + 16:
+            _pruned_rows_to_d12(
+                lab,
+                ids[k],
+                y0,
+                y1,
+                x0,
+                x1,
+                yy0,
+                yy1,
+                max(0, x0 - mx),
+                min(nx, x1 + mx),
+                sy2,
+                sx2,
+                r2,
+                d1,
+                d2,
+                runs[: y1 - y0],
+                nruns[: y1 - y0],
+                hx[: (y1 - y0 + 1) * wx],
+                order,
+                at,
+                vv,
+                span,
+                line,
+            )
+            continue
         _binary_pass(lab, 0, ids[k], y0, y1, x0, x1, yy0, yy1, sy, r2, g, last)
         xx0 = max(0, x0 - mx)
         xx1 = min(nx, x1 + mx)
-        _rows_to_d12(
-            g[: yy1 - yy0, : x1 - x0], x0, yy0, xx0, xx1, sx2, r2, d1, d2, env, line, owner
-        )
+        rows = g[: yy1 - yy0, : x1 - x0]
+        if x1 - x0 <= brute_x_max:
+            _rows_brute_to_d12(rows, x0, yy0, xx0, xx1, sx2, r2, d1, d2, line, ramp, sg, sc)
+        else:
+            _rows_to_d12(rows, x0, yy0, xx0, xx1, sx2, r2, d1, d2, env, line, owner)
 
 
 @numba.njit(nogil=True, cache=True, inline="always")

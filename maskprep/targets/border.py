@@ -22,11 +22,15 @@ _REGIONS = ("background", "all")
 # brute force vectorised across x (cost grows with the slice count); taller
 # ones use lower envelopes. About where the two cost the same here.
 _BRUTE_Z_MAX = 64
-# In 2D, instances spanning at most this many rows go through the 3D kernel
-# (rows as slices: brute force down the columns, vectorised across x); the
-# others through the 2D kernel (lower envelopes along every row of the
-# grown box). Measured: 20% faster on small cells, 9% on 8-20 px radii.
-_BRUTE_ROWS_MAX = 20
+# In 2D, an instance whose box has bh rows and bx columns is transformed by a
+# minimum over its rows when bh <= _ROWS_RATIO * bx + 16; taller ones at most
+# _BRUTE_X_MAX columns wide by a minimum over their columns, wider ones by
+# lower envelopes (see maskprep._kernels.windowed_2d). Measured on colony
+# cells of radius 3-120 and on ellipses 40-300 wide and 300-900 tall: the
+# row minimum was the fastest for every roundish shape (25-45% faster than
+# envelopes), the column minimum for tall narrow ones.
+_ROWS_RATIO = 2.0
+_BRUTE_X_MAX = 64
 
 _METHODS = ("auto", "windowed", "separable")
 # method="auto" picks the separable transform when the grown boxes of the
@@ -148,7 +152,14 @@ def _fits_uint32(arr: np.ndarray) -> bool:
 
 def _kernels_used() -> tuple[object, ...]:
     """The numba dispatchers a build calls (threads=1; merge_smallest only with threads > 1)."""
-    return (_k.scan_boxes, _k.windowed_2d, _k.windowed_3d, _k.exponents)
+    return (
+        _k.scan_boxes,
+        _k.windowed_2d,
+        _k.windowed_3d,
+        _k.exponents,
+        _k.sep_x_pass,
+        _k.sep_line_pass,
+    )
 
 
 def kernels_compiled() -> bool:
@@ -165,16 +176,20 @@ def kernels_compiled() -> bool:
 
 
 def compile_kernels() -> None:
-    """Compile (or load from numba's cache) every kernel a build uses, on a tiny image.
+    """Compile (or load from numba's cache) every kernel a build uses, on tiny images.
 
-    One short and one tall instance in 2D reach both the row-batched and the
-    per-row kernel; 3D volumes call the same specialisations (labels are
-    uint32, boxes C-ordered), so a build compiles nothing more.
+    Labels reach the kernels as uint32 and boxes C-ordered whatever the
+    input, so one call per transform compiles every specialisation a build
+    uses (each 2D kernel is one compiled function whichever of its paths an
+    instance takes); 3D volumes share them.
     """
-    lab = np.zeros((_BRUTE_ROWS_MAX + 8, 8), dtype=np.int32)
-    lab[: _BRUTE_ROWS_MAX + 2, 0] = 1
+    lab = np.zeros((8, 8), dtype=np.int32)
+    lab[:, 0] = 1
     lab[0, 4] = 2
-    border_weights(lab, sigma=1.0)
+    vol = np.stack([lab, lab])
+    for method in ("windowed", "separable"):
+        border_weights(lab, sigma=1.0, method=method)
+        border_weights(vol, sigma=1.0, method=method)
 
 
 def border_weights(
@@ -449,31 +464,8 @@ def _spread_2d(
     d1: np.ndarray,
     d2: np.ndarray,
 ) -> None:
-    """Merge every instance of the ``(1, H, W)`` image ``lab`` into d1/d2, picking a kernel."""
-    small = boxes[:, 3] - boxes[:, 2] <= _BRUTE_ROWS_MAX
-    if not small.all():
-        big = ~small
-        _k.windowed_2d(lab, ids[big], boxes[big], sy, sx, my, mx, r2, d1[0], d2[0])
-    if small.any():
-        h, w = lab.shape[1:]
-        # Rows become slices: the box (0, 1, y0, y1, x0, x1) becomes (y0, y1, 0, 1, x0, x1).
-        # C order, as in 3D, so that both call one compiled specialisation.
-        rows_box = np.ascontiguousarray(boxes[small][:, [2, 3, 0, 1, 4, 5]])
-        _k.windowed_3d(
-            lab.reshape(h, 1, w),
-            ids[small],
-            rows_box,
-            sy,
-            1.0,
-            sx,
-            my,
-            0,
-            mx,
-            r2,
-            d1.reshape(h, 1, w),
-            d2.reshape(h, 1, w),
-            _BRUTE_Z_MAX,
-        )
+    """Merge every instance of the ``(1, H, W)`` image ``lab`` into d1/d2."""
+    _k.windowed_2d(lab, ids, boxes, sy, sx, my, mx, r2, d1[0], d2[0], _ROWS_RATIO, _BRUTE_X_MAX)
 
 
 def _finish(out: np.ndarray, shape: tuple[int, ...], transposed: bool) -> np.ndarray:

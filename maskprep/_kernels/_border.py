@@ -651,19 +651,25 @@ def _pruned_rows_to_d12(
     v: np.ndarray,
     span: np.ndarray,
     line: np.ndarray,
+    vtab: np.ndarray,
+    rtab: np.ndarray,
+    dymax: int,
+    hull: np.ndarray,
 ) -> None:
     """Merge instance ``lid`` (box rows ``[y0, y1)``, columns ``[x0, x1)``) into d1/d2 (2D).
 
     Transposed order, by brute force: ``hx[r]`` is the squared distance
     along x to the instance's runs in its row ``y0 + r`` (closed form), and
     output row ``y`` takes the minimum over the source rows of ``hx[r] +
-    (y - y0 - r)**2 * sy2``, four rows per sweep, vectorised across x. Only
-    rows that can win are taken (:func:`_keep_row`, scanning rows from the
-    nearest): above or below a roundish instance that is its half towards
-    the output row, and in its middle rows a few, about half the rows of
-    the box on average instead of all of them, and no
-    per-column work at all. ``hx`` holds ``bh + 1`` rows of width ``wx``
-    (the last all inf, for padding); the outputs are columns ``[xx0, xx1)``.
+    vtab[|y - y0 - r|]``, four rows per sweep, vectorised across x. Above
+    and below the instance only the rows that can win there are taken
+    (:func:`_keep_row`, scanning from the row nearest the output): for a
+    roundish instance its half towards the output. Rows level with the
+    instance take every row (pruning per output row cost more than it
+    saved). ``vtab[d]`` is the float32 squared distance of d rows (inf
+    beyond r2) and ``rtab[d]`` how many columns a pixel d rows away reaches
+    within r2 (-1: none, from ``dymax + 1`` on). ``hx`` holds ``bh + 1`` rows of width ``wx`` (the
+    last all inf, for padding); the outputs are columns ``[xx0, xx1)``.
     """
     bh = y1 - y0
     gx = xx1 - xx0
@@ -688,16 +694,17 @@ def _pruned_rows_to_d12(
         base = r * wx
         lo = xx0
         for i in range(0, m, 2):
-            st = runs[r, i]
-            en = runs[r, i + 1] - 1
+            st = runs[r, i] - lo
+            en = runs[r, i + 1] - 1 - lo
             # Up to the midpoint with the next run, this run is the nearest.
-            hi = xx1 if i + 2 >= m else (en + runs[r, i + 2]) // 2 + 1
-            for c in range(lo, hi):
-                # As the y term below: the float64 product, rounded once. The
-                # float32 sum of the two terms is then the same with the axes
-                # swapped (a transposed input gives the transposed map).
+            hi = xx1 if i + 2 >= m else (runs[r, i + 1] - 1 + runs[r, i + 2]) // 2 + 1
+            out = np.uint64(base + lo - xx0)
+            for c in range(hi - lo):
+                # As vtab: the float64 product, rounded once. The float32 sum
+                # of the two terms is then the same with the axes swapped (a
+                # transposed input gives the transposed map).
                 dd = max(st - c, c - en, 0)
-                hx[base + c - xx0] = np.float32(sx2 * np.float64(dd * dd))
+                hx[out + np.uint64(c)] = np.float32(sx2 * np.float64(dd * dd))
             lo = hi
     pad = bh * wx
     for c in range(gx + 16):
@@ -724,39 +731,51 @@ def _pruned_rows_to_d12(
         if nruns[r] > 0:
             order[2 * bh + n_all] = r
             n_all += 1
+            hull[0, r] = runs[r, 0]
+            hull[1, r] = runs[r, nruns[r] - 1]
     for y in range(yy0, yy1):
-        if y < y0:
-            o0, k = 0, n_up
-        elif y >= y1:
-            o0, k = bh, n_down
+        # The taken rows within dymax rows of y: a prefix of the list above
+        # or below the instance (nearest first), a window of the rows level
+        # with it (in order).
+        if y < y0 or y >= y1:
+            o0 = 0 if y < y0 else bh
+            t0 = 0
+            t1 = n_up if y < y0 else n_down
+            while t1 > 0 and abs(y - y0 - order[o0 + t1 - 1]) > dymax:
+                t1 -= 1
         else:
-            o0, k = 2 * bh, n_all
+            o0 = 2 * bh
+            t0 = 0
+            t1 = n_all
+            while t0 < t1 and y - y0 - order[o0 + t0] > dymax:
+                t0 += 1
+            while t1 > t0 and order[o0 + t1 - 1] - (y - y0) > dymax:
+                t1 -= 1
+        if t0 >= t1:
+            continue
         # Outputs: the columns some taken row reaches within r2 (for a round
         # instance a rounded shape, about 15% less than its grown box).
-        nk = 0
         a = xx1
         b = xx0
-        for t in range(k):
+        for t in range(t0, t1):
             r = order[o0 + t]
-            dy = y - y0 - r
-            vert = sy2 * np.float64(dy * dy)
-            if vert <= r2:
-                at[nk] = r * wx
-                v[nk] = np.float32(vert)
-                nk += 1
-                reach = int(np.sqrt((r2 - vert) / sx2))
-                a = min(a, runs[r, 0] - reach)
-                b = max(b, runs[r, nruns[r] - 1] + reach)
+            reach = rtab[abs(y - y0 - r)]
+            a = min(a, hull[0, r] - reach)
+            b = max(b, hull[1, r] + reach)
         a = max(a, xx0)
         b = min(b, xx1)
         if a >= b:
             continue
+        shift = a - xx0
+        nk = t1 - t0
+        for j in range(nk):
+            r = order[o0 + t0 + j]
+            at[j] = r * wx + shift
+            v[j] = vtab[abs(y - y0 - r)]
         while nk % 4 != 0:
             at[nk] = pad
             v[nk] = _INF32
             nk += 1
-        for t in range(nk):
-            at[t] += a - xx0
         n = b - a
         nv = (n + 15) // 16 * 16
         for t in range(0, nk, 4):
@@ -824,6 +843,17 @@ def windowed_2d(
     span = np.empty(2, dtype=np.int64)
     sx2 = sx * sx
     sy2 = sy * sy
+    # Per row offset d: the squared distance and how far along x it reaches.
+    vtab = np.empty(ny, dtype=np.float32)
+    rtab = np.empty(ny, dtype=np.int64)
+    for dy in range(ny):
+        vert = sy2 * np.float64(dy * dy)
+        vtab[dy] = np.float32(vert) if vert <= r2 else _INF32
+        rtab[dy] = int(np.sqrt((r2 - vert) / sx2)) if vert <= r2 else -1
+    dymax = 0
+    while dymax + 1 < ny and rtab[dymax + 1] >= 0:
+        dymax += 1
+    hull = np.empty((2, bh_max), dtype=np.int64)
     for k in range(n):
         y0, y1, x0, x1 = boxes[k, 2], boxes[k, 3], boxes[k, 4], boxes[k, 5]
         yy0 = max(0, y0 - my)
@@ -853,6 +883,10 @@ def windowed_2d(
                 vv,
                 span,
                 line,
+                vtab,
+                rtab,
+                dymax,
+                hull,
             )
             continue
         _binary_pass(lab, 0, ids[k], y0, y1, x0, x1, yy0, yy1, sy, r2, g, last)

@@ -296,6 +296,24 @@ def _merge_line(line: np.ndarray, r2: float, d1: np.ndarray, d2: np.ndarray) -> 
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
+def _merge_flat(
+    line: np.ndarray, r2: float, d1: np.ndarray, d2: np.ndarray, at: int, n: int
+) -> None:
+    """:func:`_merge_line` of ``line[:n]`` into flat ``d1[at : at + n]`` and ``d2``, no views."""
+    r2f = np.float32(r2)
+    base = np.uint64(at)
+    for j in range(n):
+        u = np.uint64(j)
+        val = line[u]
+        val = val if val <= r2f else _INF32
+        a = d1[base + u]
+        b = d2[base + u]
+        hi = val if val > a else a
+        d2[base + u] = hi if hi < b else b
+        d1[base + u] = val if val < a else a
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
 def _line_range(
     g: np.ndarray, q0: int, s2: float, lo: int, hi: int, r2: float, env: np.ndarray
 ) -> tuple[int, int, int, float]:
@@ -674,20 +692,39 @@ def _pruned_rows_to_d12(
     bh = y1 - y0
     gx = xx1 - xx0
     wx = hx.size // (nruns.size + 1)
+    nxd = d1.shape[1]
+    d1f = d1.reshape(-1)
+    d2f = d2.reshape(-1)
     for r in range(bh):
-        row = lab[0, y0 + r]
+        row = lab[0, y0 + r, x0:x1]
+        # Most rows of an instance are one run: its ends and pixel count by
+        # vectorised reductions, the run-by-run scan only when they disagree.
+        first = x1 - x0
+        last = -1
+        count = 0
+        for c in range(x1 - x0):
+            hit = row[np.uint64(c)] == lid
+            first = min(first, c if hit else x1 - x0)
+            last = max(last, c if hit else -1)
+            count += hit
         m = 0
-        x = x0
-        while x < x1:
-            if row[x] == lid:
-                st = x
-                while x < x1 and row[x] == lid:
+        if count == last - first + 1:
+            if count > 0:
+                runs[r, 0] = x0 + first
+                runs[r, 1] = x0 + last + 1
+                m = 2
+        else:
+            x = first
+            while x <= last:
+                if row[x] == lid:
+                    st = x
+                    while x <= last and row[x] == lid:
+                        x += 1
+                    runs[r, m] = x0 + st
+                    runs[r, m + 1] = x0 + x
+                    m += 2
+                else:
                     x += 1
-                runs[r, m] = st
-                runs[r, m + 1] = x
-                m += 2
-            else:
-                x += 1
         nruns[r] = m
         if m == 0:
             continue
@@ -757,21 +794,22 @@ def _pruned_rows_to_d12(
         # instance a rounded shape, about 15% less than its grown box).
         a = xx1
         b = xx0
-        for t in range(t0, t1):
-            r = order[o0 + t]
-            reach = rtab[abs(y - y0 - r)]
+        nk = t1 - t0
+        for j in range(nk):
+            r = order[o0 + t0 + j]
+            dy = abs(y - y0 - r)
+            reach = rtab[dy]
             a = min(a, hull[0, r] - reach)
             b = max(b, hull[1, r] + reach)
+            at[j] = r * wx
+            v[j] = vtab[dy]
         a = max(a, xx0)
         b = min(b, xx1)
         if a >= b:
             continue
         shift = a - xx0
-        nk = t1 - t0
         for j in range(nk):
-            r = order[o0 + t0 + j]
-            at[j] = r * wx + shift
-            v[j] = vtab[abs(y - y0 - r)]
+            at[j] += shift
         while nk % 4 != 0:
             at[nk] = pad
             v[nk] = _INF32
@@ -780,7 +818,7 @@ def _pruned_rows_to_d12(
         nv = (n + 15) // 16 * 16
         for t in range(0, nk, 4):
             _min_rows4(line, hx, at, v, t, nv, t == 0)
-        _merge_line(line[:n], r2, d1[y, a:b], d2[y, a:b])
+        _merge_flat(line, r2, d1f, d2f, y * nxd + a, n)
 
 
 @numba.njit(nogil=True, cache=True)

@@ -37,10 +37,11 @@ _METHODS = ("auto", "windowed", "separable")
 # instances cover each pixel this many times on average (their summed
 # volume over the image's): the windowed kernels cost about that many
 # per-instance updates per pixel, the separable one a fixed number of
-# passes. At the crossovers of the scaling table in BENCHMARKS.md: in 2D
-# separable/windowed was 1.0-1.1 at cover 1.4-2.0 (1.13 on the 250-cell
-# case, cover 1.6) and 0.8-1.0 at 5.6-5.9; in 3D 1.2 at 1.6 and 0.75 at 8.
-_SEPARABLE_MIN_COVER_2D = 4.0
+# passes. At the crossovers of the scaling table in BENCHMARKS.md: in 2D,
+# with the row-minimum kernel, separable/windowed was 1.2-1.5 up to cover
+# 8 (1.14 on the 2000-cell case, cover 8.1), 0.89 at 14 and 1.13 at 18.5
+# (a large sigma), 0.70 at 59; in 3D 1.2 at 1.6 and 0.8 at 8-9.
+_SEPARABLE_MIN_COVER_2D = 12.0
 _SEPARABLE_MIN_COVER_3D = 4.0
 # Lines swept together by the separable passes (SIMD lanes and then some:
 # per-row overheads dominate below 64, and wider blocks fold more rows).
@@ -252,9 +253,14 @@ def border_weights(
     outside that box ``d_i > R``, so any pair involving ``i`` has
     ``d1 + d2 > R`` and the pixel is zeroed regardless. Inside the box, an
     exact separable transform restricted to the box is exact, because the box
-    holds every pixel of the instance; its 1D minimisations are done by lower
-    envelopes of parabolas (Felzenszwalb and Huttenlocher 2012) or, over the
-    few rows or slices an instance spans, by brute force. Values beyond
+    holds every pixel of the instance. In 2D the distance along x to the
+    instance's pixels in each of its rows is a closed form, and each output
+    row takes the minimum over the instance's rows, skipping those that
+    cannot be nearest (above or below an instance, a row whose pixels lie
+    within the columns of rows nearer the output); tall instances use lower
+    envelopes of parabolas (Felzenszwalb and Huttenlocher 2012) or a minimum
+    over columns, and in 3D envelopes along x and a minimum over the few
+    slices an instance spans. Values beyond
     ``R**2`` are discarded as soon as they appear, for the same reason. The
     two smallest values per pixel are kept in float32, so memory is
     O(pixels), and the result does not depend on the order of the instances
@@ -270,9 +276,9 @@ def border_weights(
     is fixed, but higher than one windowed update, and it needs two to three
     times the memory (two distances and two ids, of the labels' width, per
     pixel, against two distances). "auto" uses it when the grown boxes
-    cover a pixel at least 4 times on average: 1024^2 with 2000 cells of
-    radius 4-8 or 3D blobs at sigma 5, but not 1024^2 with 250 cells of
-    radius 8-20 (see BENCHMARKS.md).
+    cover a pixel at least 12 times on average in 2D (4 in 3D): 3D blobs at
+    sigma 5 or 2D cells at a large sigma, but not 1024^2 with 250 cells of
+    radius 8-20 or 2000 of radius 4-8 (see BENCHMARKS.md).
 
     Examples
     --------

@@ -603,6 +603,60 @@ def _min_rows4(
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
+def _min_rows4x2(
+    out: np.ndarray,
+    out2: np.ndarray,
+    hx: np.ndarray,
+    at: np.ndarray,
+    v: np.ndarray,
+    v2: np.ndarray,
+    j: int,
+    n: int,
+    first: bool,
+) -> None:
+    """:func:`_min_rows4` for two output rows at once (``v`` into ``out``, ``v2`` into ``out2``)."""
+    a0 = np.uint64(at[j])
+    a1 = np.uint64(at[j + 1])
+    a2 = np.uint64(at[j + 2])
+    a3 = np.uint64(at[j + 3])
+    v0 = v[j]
+    v1 = v[j + 1]
+    vv2 = v[j + 2]
+    v3 = v[j + 3]
+    w0 = v2[j]
+    w1 = v2[j + 1]
+    w2 = v2[j + 2]
+    w3 = v2[j + 3]
+    for i in range(n):
+        u = np.uint64(i)
+        h0 = hx[a0 + u]
+        h1 = hx[a1 + u]
+        h2 = hx[a2 + u]
+        h3 = hx[a3 + u]
+        p = h0 + v0
+        t = h1 + v1
+        p = t if t < p else p
+        t = h2 + vv2
+        p = t if t < p else p
+        t = h3 + v3
+        p = t if t < p else p
+        q = h0 + w0
+        t = h1 + w1
+        q = t if t < q else q
+        t = h2 + w2
+        q = t if t < q else q
+        t = h3 + w3
+        q = t if t < q else q
+        if not first:
+            t = out[u]
+            p = t if t < p else p
+            t = out2[u]
+            q = t if t < q else q
+        out[u] = p
+        out2[u] = q
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
 def _keep_row(runs: np.ndarray, nruns: np.ndarray, r: int, span: np.ndarray) -> bool:
     """Whether row ``r`` of the instance can be the nearest somewhere, given the rows before it.
 
@@ -673,6 +727,8 @@ def _pruned_rows_to_d12(
     rtab: np.ndarray,
     dymax: int,
     hull: np.ndarray,
+    line2: np.ndarray,
+    v2: np.ndarray,
 ) -> None:
     """Merge instance ``lid`` (box rows ``[y0, y1)``, columns ``[x0, x1)``) into d1/d2 (2D).
 
@@ -770,15 +826,26 @@ def _pruned_rows_to_d12(
             n_all += 1
             hull[0, r] = runs[r, 0]
             hull[1, r] = runs[r, nruns[r] - 1]
-    for y in range(yy0, yy1):
-        # The taken rows within dymax rows of y: a prefix of the list above
-        # or below the instance (nearest first), a window of the rows level
-        # with it (in order).
-        if y < y0 or y >= y1:
-            o0 = 0 if y < y0 else bh
+    # Output rows two at a time (when both lie on the same side of the
+    # instance, or both level with it): they take the same source rows, so
+    # each source row is loaded once for both (about 20% faster).
+    y = yy0
+    while y < yy1:
+        side = 0 if y < y0 else (1 if y >= y1 else 2)
+        yb = y + 1
+        if yb >= yy1 or (0 if yb < y0 else (1 if yb >= y1 else 2)) != side:
+            yb = y
+        # The taken rows within dymax rows of y or yb: a prefix of the list
+        # above or below the instance (nearest first), a window of the rows
+        # level with it (in order).
+        if side != 2:
+            o0 = 0 if side == 0 else bh
             t0 = 0
-            t1 = n_up if y < y0 else n_down
-            while t1 > 0 and abs(y - y0 - order[o0 + t1 - 1]) > dymax:
+            t1 = n_up if side == 0 else n_down
+            while (
+                t1 > 0
+                and min(abs(y - y0 - order[o0 + t1 - 1]), abs(yb - y0 - order[o0 + t1 - 1])) > dymax
+            ):
                 t1 -= 1
         else:
             o0 = 2 * bh
@@ -786,9 +853,10 @@ def _pruned_rows_to_d12(
             t1 = n_all
             while t0 < t1 and y - y0 - order[o0 + t0] > dymax:
                 t0 += 1
-            while t1 > t0 and order[o0 + t1 - 1] - (y - y0) > dymax:
+            while t1 > t0 and order[o0 + t1 - 1] - (yb - y0) > dymax:
                 t1 -= 1
         if t0 >= t1:
+            y = yb + 1
             continue
         # Outputs: the columns some taken row reaches within r2 (for a round
         # instance a rounded shape, about 15% less than its grown box).
@@ -797,15 +865,18 @@ def _pruned_rows_to_d12(
         nk = t1 - t0
         for j in range(nk):
             r = order[o0 + t0 + j]
-            dy = abs(y - y0 - r)
-            reach = rtab[dy]
-            a = min(a, hull[0, r] - reach)
-            b = max(b, hull[1, r] + reach)
+            da = abs(y - y0 - r)
+            db = abs(yb - y0 - r)
+            reach = max(rtab[da], rtab[db])
+            a = min(a, hull[0, r] - reach if reach >= 0 else xx1)
+            b = max(b, hull[1, r] + reach if reach >= 0 else xx0)
             at[j] = r * wx
-            v[j] = vtab[dy]
+            v[j] = vtab[da]
+            v2[j] = vtab[db]
         a = max(a, xx0)
         b = min(b, xx1)
         if a >= b:
+            y = yb + 1
             continue
         shift = a - xx0
         for j in range(nk):
@@ -813,12 +884,19 @@ def _pruned_rows_to_d12(
         while nk % 4 != 0:
             at[nk] = pad
             v[nk] = _INF32
+            v2[nk] = _INF32
             nk += 1
         n = b - a
         nv = (n + 15) // 16 * 16
-        for t in range(0, nk, 4):
-            _min_rows4(line, hx, at, v, t, nv, t == 0)
+        if yb == y:
+            for t in range(0, nk, 4):
+                _min_rows4(line, hx, at, v, t, nv, t == 0)
+        else:
+            for t in range(0, nk, 4):
+                _min_rows4x2(line, line2, hx, at, v, v2, t, nv, t == 0)
+            _merge_flat(line2, r2, d1f, d2f, yb * nxd + a, n)
         _merge_flat(line, r2, d1f, d2f, y * nxd + a, n)
+        y = yb + 1
 
 
 @numba.njit(nogil=True, cache=True)
@@ -892,6 +970,8 @@ def windowed_2d(
     while dymax + 1 < ny and rtab[dymax + 1] >= 0:
         dymax += 1
     hull = np.empty((2, bh_max), dtype=np.int64)
+    line2 = np.empty(nx + 16, dtype=np.float32)
+    vv2 = np.empty(bh_max + 4, dtype=np.float32)
     for k in range(n):
         y0, y1, x0, x1 = boxes[k, 2], boxes[k, 3], boxes[k, 4], boxes[k, 5]
         yy0 = max(0, y0 - my)
@@ -925,6 +1005,8 @@ def windowed_2d(
                 rtab,
                 dymax,
                 hull,
+                line2,
+                vv2,
             )
             continue
         _binary_pass(lab, 0, ids[k], y0, y1, x0, x1, yy0, yy1, sy, r2, g, last)

@@ -152,15 +152,8 @@ def _fits_uint32(arr: np.ndarray) -> bool:
 
 
 def _kernels_used() -> tuple[object, ...]:
-    """The numba dispatchers a build calls (threads=1; merge_smallest only with threads > 1)."""
-    return (
-        _k.scan_boxes,
-        _k.windowed_2d,
-        _k.windowed_3d,
-        _k.exponents,
-        _k.sep_x_pass,
-        _k.sep_line_pass,
-    )
+    """The numba dispatchers a 2D build of ordinary images calls (threads=1, windowed)."""
+    return (_k.scan_boxes, _k.windowed_2d, _k.exponents)
 
 
 def kernels_compiled() -> bool:
@@ -177,20 +170,19 @@ def kernels_compiled() -> bool:
 
 
 def compile_kernels() -> None:
-    """Compile (or load from numba's cache) every kernel a build uses, on tiny images.
+    """Compile (or load from numba's cache) the kernels a 2D build uses, on a tiny image.
 
     Labels reach the kernels as uint32 and boxes C-ordered whatever the
-    input, so one call per transform compiles every specialisation a build
-    uses (each 2D kernel is one compiled function whichever of its paths an
-    instance takes); 3D volumes share them.
+    input, so one call compiles every specialisation (the 2D kernel is one
+    compiled function whichever of its paths an instance takes). 3D volumes
+    and images dense enough for the separable transform compile theirs on
+    first use: compiling them here too would add about 15 s to every cold
+    first build, most of which never need them.
     """
     lab = np.zeros((8, 8), dtype=np.int32)
     lab[:, 0] = 1
     lab[0, 4] = 2
-    vol = np.stack([lab, lab])
-    for method in ("windowed", "separable"):
-        border_weights(lab, sigma=1.0, method=method)
-        border_weights(vol, sigma=1.0, method=method)
+    border_weights(lab, sigma=1.0)
 
 
 def border_weights(

@@ -481,9 +481,9 @@ def test_separable_matches_windowed() -> None:
 
 def test_auto_picks_separable_where_boxes_overlap_much() -> None:
     margins = [1, 26, 26]
-    # 324 cells of 10 px in a 256^2 image: their grown boxes cover each pixel ~16 times.
+    # 1024 boxes of 10 px in a 256^2 image: grown, they cover each pixel ~50 times.
     dense = np.array(
-        [[0, 1, y, y + 10, x, x + 10] for y in range(0, 250, 14) for x in range(0, 250, 14)]
+        [[0, 1, y, y + 10, x, x + 10] for y in range(0, 250, 8) for x in range(0, 250, 8)]
     )
     assert border_mod._cover((1, 256, 256), dense, margins) > border_mod._SEPARABLE_MIN_COVER_2D
     assert border_mod._choose_method((1, 256, 256), dense, margins) == "separable"

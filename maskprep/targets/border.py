@@ -38,10 +38,11 @@ _METHODS = ("auto", "windowed", "separable")
 # volume over the image's): the windowed kernels cost about that many
 # per-instance updates per pixel, the separable one a fixed number of
 # passes. At the crossovers of the scaling table in BENCHMARKS.md: in 2D,
-# with the row-minimum kernel, separable/windowed was 1.2-1.5 up to cover
-# 8 (1.14 on the 2000-cell case, cover 8.1), 0.89 at 14 and 1.13 at 18.5
-# (a large sigma), 0.70 at 59; in 3D 1.2 at 1.6 and 0.8 at 8-9.
-_SEPARABLE_MIN_COVER_2D = 12.0
+# with the row-minimum kernel, separable/windowed was 1.3-1.9 up to cover
+# 6 (1.22 on the 2000-cell case, cover 8.1), 0.9-1.1 at 14, 1.1-1.3 at
+# 18.5 (a large sigma) and 0.7-0.8 at 59; in 3D 1.2-1.3 at 1.6 and 0.8-0.9
+# at 8-9.
+_SEPARABLE_MIN_COVER_2D = 32.0
 _SEPARABLE_MIN_COVER_3D = 4.0
 # Lines swept together by the separable passes (SIMD lanes and then some:
 # per-row overheads dominate below 64, and wider blocks fold more rows).
@@ -268,9 +269,9 @@ def border_weights(
     is fixed, but higher than one windowed update, and it needs two to three
     times the memory (two distances and two ids, of the labels' width, per
     pixel, against two distances). "auto" uses it when the grown boxes
-    cover a pixel at least 12 times on average in 2D (4 in 3D): 3D blobs at
-    sigma 5 or 2D cells at a large sigma, but not 1024^2 with 250 cells of
-    radius 8-20 or 2000 of radius 4-8 (see BENCHMARKS.md).
+    cover a pixel at least 32 times on average in 2D (4 in 3D): 3D blobs at
+    sigma 5 or dense 2D cells at a large sigma, but not 1024^2 with 250
+    cells of radius 8-20 or 2000 of radius 4-8 (see BENCHMARKS.md).
 
     Examples
     --------

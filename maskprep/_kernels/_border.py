@@ -1342,9 +1342,22 @@ def exponents(
     lw0 = np.float32(logw0)
     scale = np.float32(inv2s2)
     floor = np.float32(-87.0)
-    for i in range(d1.size):
-        a = d1[i]
-        s = np.sqrt(a) + np.sqrt(d2[i])
-        t = lw0 - s * s * scale
-        keep = (s <= cut) & (t >= floor) & (a > lowest)
-        d1[i] = t if keep else -_INF32
+    # By segments: where no second instance is within the cutoff (most of a
+    # sparse image) the square roots are skipped (a third of the time there).
+    seg = 512
+    for s0 in range(0, d1.size, seg):
+        s1 = min(d1.size, s0 + seg)
+        far = True
+        for i in range(s0, s1):
+            far &= d2[np.uint64(i)] == _INF32
+        if far:
+            for i in range(s0, s1):
+                d1[np.uint64(i)] = -_INF32
+            continue
+        for i in range(s0, s1):
+            u = np.uint64(i)
+            a = d1[u]
+            s = np.sqrt(a) + np.sqrt(d2[u])
+            t = lw0 - s * s * scale
+            keep = (s <= cut) & (t >= floor) & (a > lowest)
+            d1[u] = t if keep else -_INF32

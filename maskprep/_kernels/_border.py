@@ -930,11 +930,23 @@ def windowed_2d(
     ny = lab.shape[1]
     nx = lab.shape[2]
     n = ids.size
+    # Scratch sized by the instances of each path only (the box of a big
+    # instance would otherwise size both).
     gy_max = 1
     bx_max = 1
+    bh_max = 1
+    gx_max = 1
+    bxr_max = 1
     for k in range(n):
-        gy_max = max(gy_max, min(ny, boxes[k, 3] + my) - max(0, boxes[k, 2] - my))
-        bx_max = max(bx_max, boxes[k, 5] - boxes[k, 4])
+        bh = boxes[k, 3] - boxes[k, 2]
+        bx = boxes[k, 5] - boxes[k, 4]
+        if bh <= rows_ratio * bx + 16:
+            bh_max = max(bh_max, bh)
+            bxr_max = max(bxr_max, bx)
+            gx_max = max(gx_max, min(nx, boxes[k, 5] + mx) - max(0, boxes[k, 4] - mx))
+        else:
+            gy_max = max(gy_max, min(ny, boxes[k, 3] + my) - max(0, boxes[k, 2] - my))
+            bx_max = max(bx_max, bx)
     g = np.empty((gy_max, bx_max), dtype=np.float64)
     last = np.empty(bx_max, dtype=np.int64)
     env = np.empty((5, bx_max + 1), dtype=np.float64)
@@ -943,13 +955,7 @@ def windowed_2d(
     ramp = np.arange(nx + 16).astype(np.float32)
     sg = np.empty(bx_max + 4, dtype=np.float32)
     sc = np.empty(bx_max + 4, dtype=np.int64)
-    bh_max = 1
-    gx_max = 1
-    for k in range(n):
-        if boxes[k, 3] - boxes[k, 2] <= rows_ratio * (boxes[k, 5] - boxes[k, 4]) + 16:
-            bh_max = max(bh_max, boxes[k, 3] - boxes[k, 2])
-            gx_max = max(gx_max, min(nx, boxes[k, 5] + mx) - max(0, boxes[k, 4] - mx))
-    runs = np.empty((bh_max, bx_max + 2), dtype=np.int64)
+    runs = np.empty((bh_max, bxr_max + 2), dtype=np.int64)
     nruns = np.empty(bh_max, dtype=np.int64)
     wx = gx_max + 16
     hx = np.empty((bh_max + 1) * wx, dtype=np.float32)

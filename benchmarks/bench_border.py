@@ -47,8 +47,8 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from maskprep import _border as border_mod
 from maskprep import _kernels, border_weights
+from maskprep.targets import border as border_mod
 
 try:
     import edt as seung_edt  # type: ignore[import-not-found]

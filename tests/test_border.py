@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -111,14 +115,31 @@ def test_tall_instances_use_envelopes_along_z(monkeypatch: pytest.MonkeyPatch) -
         np.testing.assert_allclose(got, expected, atol=1e-6 * W0, rtol=0)
 
 
-@pytest.mark.parametrize("rows_max", [0, 10**9])
-def test_2d_kernel_choice(rows_max: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every instance through the envelope kernel, then every one through the
-    # brute-force (rows as slices) kernel.
-    monkeypatch.setattr(border_mod, "_BRUTE_ROWS_MAX", rows_max)
+@pytest.mark.parametrize(
+    ("rows_ratio", "brute_x_max"),
+    # Every instance by the row minimum, by the column minimum, by envelopes;
+    # then the defaults' mix on tall and wide shapes.
+    [(1e18, 0), (-1e18, 10**9), (-1e18, 0), (border_mod._ROWS_RATIO, border_mod._BRUTE_X_MAX)],
+)
+def test_2d_kernel_choice(
+    rows_ratio: float, brute_x_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(border_mod, "_ROWS_RATIO", rows_ratio)
+    monkeypatch.setattr(border_mod, "_BRUTE_X_MAX", brute_x_max)
     lab = touching_disks((70, 80), 14, (2.0, 16.0), 12)
     assert_close(lab, spacing=(0.7, 1.2), sigma=3.0, method="windowed")
     assert_close(lab, sigma=4.0, region="all", method="windowed")
+    # Tall and wide bars, rings and a comb (several runs per row), touching.
+    shapes = np.zeros((90, 96), np.int32)
+    shapes[2:88, 3:9] = 5
+    shapes[5:85, 9:40] = 7
+    yy, xx = np.mgrid[:90, :96]
+    ring = (np.hypot(yy - 45, xx - 66) < 20) & (np.hypot(yy - 45, xx - 66) > 12)
+    shapes[ring] = 9
+    shapes[60:64, 40:95:3] = 11
+    shapes[10:14, 44:90] = 13
+    assert_close(shapes, sigma=3.0, method="windowed")
+    assert_close(shapes, spacing=(1.3, 0.6), sigma=2.0, region="all", method="windowed")
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -460,9 +481,9 @@ def test_separable_matches_windowed() -> None:
 
 def test_auto_picks_separable_where_boxes_overlap_much() -> None:
     margins = [1, 26, 26]
-    # 200 cells of 10 px in a 256^2 image: their grown boxes cover each pixel ~20 times.
+    # 1024 boxes of 10 px in a 256^2 image: grown, they cover each pixel ~50 times.
     dense = np.array(
-        [[0, 1, y, y + 10, x, x + 10] for y in range(0, 250, 18) for x in range(0, 250, 18)]
+        [[0, 1, y, y + 10, x, x + 10] for y in range(0, 250, 8) for x in range(0, 250, 8)]
     )
     assert border_mod._cover((1, 256, 256), dense, margins) > border_mod._SEPARABLE_MIN_COVER_2D
     assert border_mod._choose_method((1, 256, 256), dense, margins) == "separable"
@@ -485,23 +506,28 @@ def test_auto_picks_separable_where_boxes_overlap_much() -> None:
 def test_every_label_dtype_reaches_the_kernels_as_uint32(monkeypatch: pytest.MonkeyPatch) -> None:
     """One compiled variant per kernel: labels uint32 (uint64 only for ids beyond 2**32),
     boxes C-ordered in 2D and 3D alike."""
-    seen: list[tuple[str, np.dtype, bool]] = []
-    real = border_mod._k.windowed_3d
+    seen: dict[str, list[tuple[str, np.dtype, bool]]] = {"windowed_2d": [], "windowed_3d": []}
 
-    def spy(lab: np.ndarray, ids: np.ndarray, boxes: np.ndarray, *rest: object) -> None:
-        seen.append((lab.dtype.str, ids.dtype, boxes.flags.c_contiguous))
-        real(lab, ids, boxes, *rest)
+    for name in seen:
+        real = getattr(border_mod._k, name)
 
-    monkeypatch.setattr(border_mod._k, "windowed_3d", spy)
+        def spy(
+            lab: np.ndarray, ids: np.ndarray, boxes: np.ndarray, *rest: object, name=name, real=real
+        ) -> None:
+            seen[name].append((lab.dtype.str, ids.dtype, boxes.flags.c_contiguous))
+            real(lab, ids, boxes, *rest)
+
+        monkeypatch.setattr(border_mod._k, name, spy)
     lab = touching_disks((40, 44), 9, (3.0, 9.0), 4)
     for dtype in (np.uint8, np.int8, np.int16, np.int32, np.int64, np.uint64, bool):
         border_weights(lab.astype(dtype), method="windowed")
     border_weights(
         touching_disks((10, 14, 16), 6, (2.0, 5.0), 4).astype(np.int16), method="windowed"
     )
-    assert seen
-    assert {s[1] for s in seen} == {np.dtype(np.uint32)}
-    assert all(s[2] for s in seen)
+    for calls in seen.values():
+        assert calls
+        assert {s[1] for s in calls} == {np.dtype(np.uint32)}
+        assert all(s[2] for s in calls)
     big = lab.astype(np.int64) * 2**33
     assert border_mod._prepare(big, (1.0, 1.0))[0].dtype == np.uint64
 
@@ -511,3 +537,27 @@ def test_compile_kernels_reaches_every_kernel_a_build_uses() -> None:
     assert border_mod.kernels_compiled() in (True, False)  # a cache may be read-only
     for kernel in border_mod._kernels_used():
         assert kernel.signatures  # type: ignore[attr-defined]
+
+
+ONE_SPECIALISATION = """
+import numba, numpy as np
+import maskprep._kernels._border as kernels
+lab = np.zeros((1, 64, 64), np.uint32)
+lab[0].reshape(-1)[::7] = np.arange(1, 587)  # 586 ids: the id table grows twice
+kernels.scan_boxes(lab)
+print(len(kernels._scan_rows.signatures))
+"""
+
+
+def test_scan_boxes_compiles_one_specialisation(tmp_path: Path) -> None:
+    # A fresh interpreter and an empty numba cache: code loaded from a cache
+    # lists no signatures, and this process has used other label dtypes.
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", ONE_SPECIALISATION],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    assert out.stdout.split() == ["1"]

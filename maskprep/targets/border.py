@@ -22,21 +22,27 @@ _REGIONS = ("background", "all")
 # brute force vectorised across x (cost grows with the slice count); taller
 # ones use lower envelopes. About where the two cost the same here.
 _BRUTE_Z_MAX = 64
-# In 2D, instances spanning at most this many rows go through the 3D kernel
-# (rows as slices: brute force down the columns, vectorised across x); the
-# others through the 2D kernel (lower envelopes along every row of the
-# grown box). Measured: 20% faster on small cells, 9% on 8-20 px radii.
-_BRUTE_ROWS_MAX = 20
+# In 2D, an instance whose box has bh rows and bx columns is transformed by a
+# minimum over its rows when bh <= _ROWS_RATIO * bx + 16; taller ones at most
+# _BRUTE_X_MAX columns wide by a minimum over their columns, wider ones by
+# lower envelopes (see maskprep._kernels.windowed_2d). Measured on colony
+# cells of radius 3-120 and on ellipses 40-300 wide and 300-900 tall: the
+# row minimum was the fastest for every roundish shape (25-45% faster than
+# envelopes), the column minimum for tall narrow ones.
+_ROWS_RATIO = 2.0
+_BRUTE_X_MAX = 64
 
 _METHODS = ("auto", "windowed", "separable")
 # method="auto" picks the separable transform when the grown boxes of the
 # instances cover each pixel this many times on average (their summed
 # volume over the image's): the windowed kernels cost about that many
 # per-instance updates per pixel, the separable one a fixed number of
-# passes. At the crossovers of the scaling table in BENCHMARKS.md: in 2D
-# separable/windowed was 1.0-1.1 at cover 1.4-2.0 (1.13 on the 250-cell
-# case, cover 1.6) and 0.8-1.0 at 5.6-5.9; in 3D 1.2 at 1.6 and 0.75 at 8.
-_SEPARABLE_MIN_COVER_2D = 4.0
+# passes. At the crossovers of the scaling table in BENCHMARKS.md: in 2D,
+# with the row-minimum kernel, separable/windowed was 1.3-1.9 up to cover
+# 6 (1.22 on the 2000-cell case, cover 8.1), 0.9-1.1 at 14, 1.1-1.3 at
+# 18.5 (a large sigma) and 0.7-0.8 at 59; in 3D 1.2-1.3 at 1.6 and 0.8-0.9
+# at 8-9.
+_SEPARABLE_MIN_COVER_2D = 32.0
 _SEPARABLE_MIN_COVER_3D = 4.0
 # Lines swept together by the separable passes (SIMD lanes and then some:
 # per-row overheads dominate below 64, and wider blocks fold more rows).
@@ -147,8 +153,8 @@ def _fits_uint32(arr: np.ndarray) -> bool:
 
 
 def _kernels_used() -> tuple[object, ...]:
-    """The numba dispatchers a build calls (threads=1; merge_smallest only with threads > 1)."""
-    return (_k.scan_boxes, _k.windowed_2d, _k.windowed_3d, _k.exponents)
+    """The numba dispatchers a 2D build of ordinary images calls (threads=1, windowed)."""
+    return (_k.scan_boxes, _k.windowed_2d, _k.exponents)
 
 
 def kernels_compiled() -> bool:
@@ -165,14 +171,17 @@ def kernels_compiled() -> bool:
 
 
 def compile_kernels() -> None:
-    """Compile (or load from numba's cache) every kernel a build uses, on a tiny image.
+    """Compile (or load from numba's cache) the kernels a 2D build uses, on a tiny image.
 
-    One short and one tall instance in 2D reach both the row-batched and the
-    per-row kernel; 3D volumes call the same specialisations (labels are
-    uint32, boxes C-ordered), so a build compiles nothing more.
+    Labels reach the kernels as uint32 and boxes C-ordered whatever the
+    input, so one call compiles every specialisation (the 2D kernel is one
+    compiled function whichever of its paths an instance takes). 3D volumes
+    and images dense enough for the separable transform compile theirs on
+    first use: compiling them here too would add about 15 s to every cold
+    first build, most of which never need them.
     """
-    lab = np.zeros((_BRUTE_ROWS_MAX + 8, 8), dtype=np.int32)
-    lab[: _BRUTE_ROWS_MAX + 2, 0] = 1
+    lab = np.zeros((8, 8), dtype=np.int32)
+    lab[:, 0] = 1
     lab[0, 4] = 2
     border_weights(lab, sigma=1.0)
 
@@ -237,9 +246,14 @@ def border_weights(
     outside that box ``d_i > R``, so any pair involving ``i`` has
     ``d1 + d2 > R`` and the pixel is zeroed regardless. Inside the box, an
     exact separable transform restricted to the box is exact, because the box
-    holds every pixel of the instance; its 1D minimisations are done by lower
-    envelopes of parabolas (Felzenszwalb and Huttenlocher 2012) or, over the
-    few rows or slices an instance spans, by brute force. Values beyond
+    holds every pixel of the instance. In 2D the distance along x to the
+    instance's pixels in each of its rows is a closed form, and each output
+    row takes the minimum over the instance's rows, skipping those that
+    cannot be nearest (above or below an instance, a row whose pixels lie
+    within the columns of rows nearer the output); tall instances use lower
+    envelopes of parabolas (Felzenszwalb and Huttenlocher 2012) or a minimum
+    over columns, and in 3D envelopes along x and a minimum over the few
+    slices an instance spans. Values beyond
     ``R**2`` are discarded as soon as they appear, for the same reason. The
     two smallest values per pixel are kept in float32, so memory is
     O(pixels), and the result does not depend on the order of the instances
@@ -255,9 +269,9 @@ def border_weights(
     is fixed, but higher than one windowed update, and it needs two to three
     times the memory (two distances and two ids, of the labels' width, per
     pixel, against two distances). "auto" uses it when the grown boxes
-    cover a pixel at least 4 times on average: 1024^2 with 2000 cells of
-    radius 4-8 or 3D blobs at sigma 5, but not 1024^2 with 250 cells of
-    radius 8-20 (see BENCHMARKS.md).
+    cover a pixel at least 32 times on average in 2D (4 in 3D): 3D blobs at
+    sigma 5 or dense 2D cells at a large sigma, but not 1024^2 with 250
+    cells of radius 8-20 or 2000 of radius 4-8 (see BENCHMARKS.md).
 
     Examples
     --------
@@ -449,31 +463,8 @@ def _spread_2d(
     d1: np.ndarray,
     d2: np.ndarray,
 ) -> None:
-    """Merge every instance of the ``(1, H, W)`` image ``lab`` into d1/d2, picking a kernel."""
-    small = boxes[:, 3] - boxes[:, 2] <= _BRUTE_ROWS_MAX
-    if not small.all():
-        big = ~small
-        _k.windowed_2d(lab, ids[big], boxes[big], sy, sx, my, mx, r2, d1[0], d2[0])
-    if small.any():
-        h, w = lab.shape[1:]
-        # Rows become slices: the box (0, 1, y0, y1, x0, x1) becomes (y0, y1, 0, 1, x0, x1).
-        # C order, as in 3D, so that both call one compiled specialisation.
-        rows_box = np.ascontiguousarray(boxes[small][:, [2, 3, 0, 1, 4, 5]])
-        _k.windowed_3d(
-            lab.reshape(h, 1, w),
-            ids[small],
-            rows_box,
-            sy,
-            1.0,
-            sx,
-            my,
-            0,
-            mx,
-            r2,
-            d1.reshape(h, 1, w),
-            d2.reshape(h, 1, w),
-            _BRUTE_Z_MAX,
-        )
+    """Merge every instance of the ``(1, H, W)`` image ``lab`` into d1/d2."""
+    _k.windowed_2d(lab, ids, boxes, sy, sx, my, mx, r2, d1[0], d2[0], _ROWS_RATIO, _BRUTE_X_MAX)
 
 
 def _finish(out: np.ndarray, shape: tuple[int, ...], transposed: bool) -> np.ndarray:

@@ -125,8 +125,8 @@ def _reweight_part(
     encoders = {name: shard_encoder(layout, name, pos, config.zstd_level) for name in names}
     for j in range(stop - start):
         shape = tuple(int(v) for v in shapes[j])
-        mine = tuple(slice(r.start, min(r.stop, n)) for r, n in zip(region, shape, strict=True))
-        if any(m.start >= m.stop for m in mine):
+        mine = layout.in_sample(region, shape)
+        if mine is None:
             continue
         crop = _grow(mine, halo, shape)
         labels = np.asarray(group["labels"][(start + j, *crop)])  # type: ignore[index]
@@ -146,6 +146,8 @@ def _reweight_part(
         {"shard": shard, "part": part, "samples": [start, stop], "checksums": checksums},
     )
     return shard
+
+
 def _check_inputs(
     loc: Location, meta: StoreMetadata, checksums: Sequence[dict[str, str | None]]
 ) -> None:

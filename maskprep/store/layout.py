@@ -248,6 +248,20 @@ class StoreLayout:
             out.append((pos, region))
         return out
 
+    @staticmethod
+    def in_sample(region: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...] | None:
+        """The part of a spatial shard's ``region`` inside a sample of ``shape``; None if empty.
+
+        >>> StoreLayout.in_sample((slice(0, 8), slice(8, 16)), (5, 20))
+        (slice(0, 5, None), slice(8, 16, None))
+        >>> StoreLayout.in_sample((slice(8, 16),), (5,)) is None
+        True
+        """
+        mine = tuple(
+            slice(r.start, min(r.stop, int(n))) for r, n in zip(region, shape, strict=True)
+        )
+        return mine if all(m.start < m.stop for m in mine) else None
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "n_samples": self.n_samples,

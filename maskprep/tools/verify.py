@@ -203,10 +203,8 @@ def _sample_regions(
     labels: Any, i: int, shape: np.ndarray, layout: StoreLayout
 ) -> Iterator[np.ndarray]:
     for _, region in layout.spatial_shards():
-        mine = tuple(
-            slice(r.start, min(r.stop, int(n))) for r, n in zip(region, shape, strict=True)
-        )
-        if all(m.start < m.stop for m in mine):
+        mine = layout.in_sample(region, tuple(int(n) for n in shape))
+        if mine is not None:
             yield np.asarray(labels[(i, *mine)])
 
 
@@ -267,9 +265,7 @@ def verify_store(
     report = progress or _no_progress
     problems += _check_shards(loc, meta, layout, report)
     if meta.shapes_checksum is not None and shapes_checksum(loc) != meta.shapes_checksum:
-        problems.append(
-            f"{loc}/{SHAPES_KEY}: checksum mismatch (the sample shapes were modified)"
-        )
+        problems.append(f"{loc}/{SHAPES_KEY}: checksum mismatch (the sample shapes were modified)")
     problems += _check_class_locations(loc, meta)
     recount_problems, n = _recount(loc, meta, layout, report)
     problems += recount_problems

@@ -60,6 +60,7 @@ _LAZY = {
     "read_sample": "maskprep.ingest",
     "reweight": "maskprep.pipeline",
     "semantic_labels": "maskprep.voidfill",
+    "upgrade_store": "maskprep.tools.upgrade",
     "verify_store": "maskprep.tools.verify",
 }
 
@@ -102,6 +103,7 @@ __all__ = [
     "read_sample",
     "reweight",
     "semantic_labels",
+    "upgrade_store",
     "verify_store",
 ]
 
@@ -145,6 +147,7 @@ if TYPE_CHECKING:  # static checkers see the real names
     from maskprep.tools.inspect_text import format_inspection
     from maskprep.tools.preview import preview
     from maskprep.tools.sample_data import example_store, make_sample
+    from maskprep.tools.upgrade import upgrade_store
     from maskprep.tools.verify import VerifyReport, verify_store
     from maskprep.voidfill import semantic_labels
     from maskprep.weighting import (

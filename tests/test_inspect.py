@@ -12,6 +12,7 @@ from PIL import Image
 
 from maskprep import StoreError, build_weights, make_sample
 from maskprep.cli import main
+from maskprep.store import read_store_metadata
 from maskprep.tools.inspect import format_inspection, inspect_store
 
 
@@ -25,9 +26,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _meta(store: Path) -> dict[str, Any]:
-    doc = json.loads((store / "zarr.json").read_text(encoding="utf-8"))
-    meta: dict[str, Any] = doc["attributes"]["maskprep"]
-    return meta
+    """The store's metadata with its records inline (format 3 keeps them in arrays)."""
+    meta = read_store_metadata(store)
+    assert meta is not None
+    return meta.to_dict(inline=True)
 
 
 def _edit_meta(store: Path, **changes: Any) -> None:

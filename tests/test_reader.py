@@ -22,7 +22,7 @@ from maskprep import StoreError, open_shards
 from maskprep.reader import epoch_order
 from maskprep.reader.arrays import DirectArray
 from maskprep.store import DEFAULT_ARRAYS as ARRAY_NAMES
-from maskprep.store import FORMAT_VERSION, StoreLayout, StoreMetadata
+from maskprep.store import FORMAT_VERSION, StoreLayout, StoreMetadata, StoreRecords
 from maskprep.weighting import ClassStats, ClassWeightConfig
 
 VOID = 255
@@ -95,15 +95,14 @@ def write_store(
         border_region="background",
         tolerance=1e-6,
         spacing=None,
-        sample_ids=tuple(f"s{i:03d}" for i in range(n)),
-        split=tuple(splits) if splits is not None else ("train",) * n,
-        instance_counts=(0,) * n,
-        sample_class_counts=((0, 0),) * n,
-        void_pixels=(0,) * n,
+        records=StoreRecords(
+            sample_ids=[f"s{i:03d}" for i in range(n)],
+            split=list(splits) if splits is not None else ["train"] * n,
+            instance_counts=[0] * n,
+            sample_class_counts=[(0, 0)] * n,
+            void_pixels=[0] * n,
+        ),
         shard_size=shard_size,
-        inputs=(),
-        quarantine=(),
-        notes=(),
         config={},
         on_error="fail",
         inputs_digest="",

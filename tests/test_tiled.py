@@ -28,7 +28,7 @@ from maskprep.cli import main
 from maskprep.pipeline import reweight
 from maskprep.store import (
     FORMAT_VERSION,
-    TILED_FORMAT_VERSION,
+    RECORDS_FORMAT_VERSION,
     Location,
     StoreLayout,
     StoreMetadata,
@@ -82,7 +82,7 @@ def test_tiled_metadata_and_geometry(stores: dict) -> None:
     assert plain is not None and tiled is not None
     assert plain.format_version == FORMAT_VERSION and "tile" not in plain.to_dict()["config"]
     assert "tile" not in plain.to_dict()["layout_info"]
-    assert tiled.format_version == TILED_FORMAT_VERSION
+    assert tiled.format_version == RECORDS_FORMAT_VERSION
     lay = tiled.layout_info
     assert lay.tile == stores["tile"] and tiled.build_config().tile == stores["tile"]
     doc = json.loads((stores["tiled"] / "labels" / "zarr.json").read_text())
@@ -276,7 +276,11 @@ def test_resume_tiled_writes_only_the_missing_shard(stores: dict, tmp_path: Path
     meta = read_store_metadata(loc)
     assert meta is not None
     incomplete = replace(
-        meta, complete=False, stage="writing", shard_checksums=None, metadata_digest=None
+        meta,
+        complete=False,
+        stage="writing",
+        records=meta.records.replace(shard_checksums=None),
+        metadata_digest=None,
     )
     write_metadata(loc, incomplete)
     (store / "_maskprep" / "shards" / "000001.json").unlink()
@@ -307,9 +311,9 @@ def test_tile_option_and_validation(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["build-weights", str(data), "-o", str(out), "--tile", "16"])
     assert r.exit_code == 0, r.output
     meta = open_shards(out).store_metadata
-    assert meta.format_version == 2 and meta.layout_info.tile_shape == (16, 16)
+    assert meta.format_version == 3 and meta.layout_info.tile_shape == (16, 16)
     assert meta.layout_info.shard_spatial_shape == (48, 48)
-    for tile, version in (("none", 1), ("auto", 2)):
+    for tile, version in (("none", 1), ("auto", 3)):
         out = tmp_path / f"{tile}.zarr"
         r = CliRunner().invoke(main, ["build-weights", str(data), "-o", str(out), "--tile", tile])
         assert r.exit_code == 0, r.output
@@ -341,7 +345,7 @@ def test_format_version_must_match_the_layout(stores: dict) -> None:
     with pytest.raises(StoreError, match="does not match its layout"):
         StoreMetadata.from_dict({**d, "format_version": 1})
     with pytest.raises(StoreError, match="not supported"):
-        StoreMetadata.from_dict({**d, "format_version": 3})
+        StoreMetadata.from_dict({**d, "format_version": 4})
 
 
 def test_torch_datasets_read_tiled_stores(stores: dict) -> None:

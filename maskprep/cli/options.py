@@ -399,7 +399,7 @@ def shard_options(f: F) -> F:
                 "tile",
                 type=_Tile(),
                 metavar="T|auto|none",
-                help="Chunk arrays in tiles of T pixels per spatial axis (store format 2): "
+                help="Chunk arrays in tiles of T pixels per spatial axis (store format 3): "
                 "small samples of mixed sizes and patches read fast, big samples build in "
                 "blocks. auto: 256 in 2D, 64 in 3D; none: one chunk per sample (format 1).",
             ),

@@ -1,4 +1,5 @@
-"""The commands that write sample data or read stores: make-sample, verify, inspect."""
+"""The commands that write sample data or look after stores: make-sample, verify, inspect,
+upgrade."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from maskprep.ingest import BUILTIN_LAYOUTS as LAYOUTS
 from maskprep.tools.inspect import inspect_store
 from maskprep.tools.inspect_text import format_inspection
 from maskprep.tools.sample_data import make_sample
+from maskprep.tools.upgrade import upgrade_store
 from maskprep.tools.verify import verify_store
 
 __all__: list[str] = []
@@ -98,3 +100,27 @@ def inspect_cmd(store: str, as_json: bool) -> None:
     with user_errors():
         info = inspect_store(store)
     click.echo(json.dumps(info, indent=2) if as_json else format_inspection(info))
+
+
+@main.command("upgrade", short_help="Move a format-2 store's records into arrays (format 3).")
+@click.argument("store")
+def upgrade_cmd(store: str) -> None:
+    """Rewrite a format-2 store's per-sample records as arrays (format 3), in place.
+
+    Only the metadata is rewritten; the image, labels and target arrays are
+    not touched. A format-3 store is left as it is; a format-1 (untiled) store
+    is refused (build it again with tiles).
+
+    \b
+    Example:
+        maskprep upgrade nuclei.zarr
+    """
+    with user_errors():
+        report = upgrade_store(store)
+    if not report.changed:
+        click.echo(f"{report.store}: already format {report.format_after}; nothing to do")
+        return
+    click.echo(
+        f"Upgraded {report.store}: format {report.format_before} -> {report.format_after}, "
+        f"zarr.json {report.json_bytes_before:,} -> {report.json_bytes_after:,} bytes"
+    )

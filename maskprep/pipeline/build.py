@@ -59,10 +59,11 @@ from maskprep.pipeline.training import (
 from maskprep.pipeline.write import plan_layout, write_sample_shard
 from maskprep.store import (
     FORMAT_VERSION,
-    TILED_FORMAT_VERSION,
+    RECORDS_FORMAT_VERSION,
     Location,
     StoreLayout,
     StoreMetadata,
+    StoreRecords,
     check_directory,
     create_store,
     delete_partials,
@@ -140,12 +141,12 @@ def _summary(
     return BuildSummary(
         out=str(loc),
         n_samples=meta.n_samples,
-        n_train=sum(s == "train" for s in meta.split),
-        n_valid=sum(s == "valid" for s in meta.split),
+        n_train=int((meta.records.split_codes == 0).sum()),
+        n_valid=int((meta.records.split_codes == 1).sum()),
         class_names=meta.class_names,
         class_counts=meta.class_counts,
         class_weights=meta.class_weights,
-        void_pixels=sum(meta.void_pixels),
+        void_pixels=int(meta.void_pixels.sum()),
         bytes_on_disk=loc.size(),
         seconds=time.perf_counter() - t0,
         shards_written=written,
@@ -303,7 +304,7 @@ def _build_locked(
                 "there; pass overwrite=True to replace it"
             )
         elif existing.complete:
-            n_shards = len(existing.shard_checksums or ())
+            n_shards = len(existing.layout_info.shard_bounds())
             return _summary(loc, existing, t0, 0, n_shards)
         elif existing.stage == "writing":
             resume = existing
@@ -416,6 +417,7 @@ def _infos_from_meta(meta: StoreMetadata, loc: Location) -> list[SampleInfo]:
 
     shapes = np.asarray(zarr.open_array(loc.zarr_store(), path="shapes", mode="r")[:])
     layout = meta.layout_info
+    counts, void, n_instances = meta.sample_class_counts, meta.void_pixels, meta.instance_counts
     return [
         SampleInfo(
             sample_id=sid,
@@ -423,9 +425,9 @@ def _infos_from_meta(meta: StoreMetadata, loc: Location) -> list[SampleInfo]:
             shape=tuple(int(v) for v in shapes[i]),
             channels=layout.channels,
             image_dtype=layout.image_dtype,
-            class_counts=meta.sample_class_counts[i],
-            void_pixels=meta.void_pixels[i],
-            n_instances=meta.instance_counts[i],
+            class_counts=tuple(counts[i].tolist()),
+            void_pixels=int(void[i]),
+            n_instances=int(n_instances[i]),
         )
         for i, (sid, split) in enumerate(zip(meta.sample_ids, meta.split, strict=True))
     ]
@@ -518,6 +520,7 @@ def _scan(
         )
 
     weights = class_weights(stats, config.class_weights, class_names=config.class_names)
+    layout = plan_layout(infos, good, config)
     metadata = StoreMetadata(
         maskprep_version=__version__,
         layout=dataset.layout,
@@ -533,24 +536,29 @@ def _scan(
         border_region=config.border_region,
         tolerance=float(config.tolerance),
         spacing=config.spacing,
-        sample_ids=tuple(i.sample_id for i in infos),
-        split=tuple(i.split for i in infos),
-        instance_counts=tuple(i.n_instances for i in infos),
-        sample_class_counts=tuple(i.class_counts for i in infos),
-        void_pixels=tuple(i.void_pixels for i in infos),
-        shard_size=config.shard_size,
-        # Each file once: COCO samples share their split's annotation JSON.
-        inputs=tuple(
-            {"path": files[p][0], "bytes": files[p][1]}
-            for p in dict.fromkeys(p for s in good for p in s.files())
+        records=StoreRecords(
+            array_names=layout.array_names,
+            sample_ids=[i.sample_id for i in infos],
+            split=[i.split for i in infos],
+            instance_counts=[i.n_instances for i in infos],
+            sample_class_counts=np.asarray(
+                [i.class_counts for i in infos], dtype=np.int64
+            ).reshape(len(infos), config.num_classes),
+            void_pixels=[i.void_pixels for i in infos],
+            # Each file once: COCO samples share their split's annotation JSON.
+            inputs=[
+                {"path": files[p][0], "bytes": files[p][1]}
+                for p in dict.fromkeys(p for s in good for p in s.files())
+            ],
+            quarantine=[{"sample_id": p.sample_id, "error": p.message} for p in problems],
+            notes=[{"sample_id": i.sample_id, "note": n} for i in infos for n in i.notes],
         ),
-        quarantine=tuple({"sample_id": p.sample_id, "error": p.message} for p in problems),
-        notes=tuple({"sample_id": i.sample_id, "note": n} for i in infos for n in i.notes),
+        shard_size=config.shard_size,
         config=wanted["config"],
         on_error=on_error,
         inputs_digest=wanted["inputs_digest"],
-        layout_info=plan_layout(infos, good, config),
-        format_version=FORMAT_VERSION if config.tile is None else TILED_FORMAT_VERSION,
+        layout_info=layout,
+        format_version=FORMAT_VERSION if config.tile is None else RECORDS_FORMAT_VERSION,
     )
     shapes = np.asarray([i.shape for i in infos], dtype=np.int32)
     return metadata, infos, good, shapes

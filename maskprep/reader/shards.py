@@ -32,6 +32,7 @@ from maskprep.reader.training import FALLBACK_LOCATIONS, TrainingReads
 from maskprep.store import (
     CLASS_LOCATIONS,
     SHAPES_KEY,
+    SPLITS,
     Location,
     StoreMetadata,
     read_metadata,
@@ -85,8 +86,7 @@ class Shards(TrainingReads):
         #: The store's metadata, typed.
         self.store_metadata: StoreMetadata = read_metadata(loc)
         self._indexes_seen = 0
-        #: The same as the JSON dict stored in the group's ``maskprep`` attribute.
-        self.metadata: dict[str, Any] = self.store_metadata.to_dict()
+        self._metadata: dict[str, Any] | None = None
         stored = self.store_metadata.arrays
         if split is not None and split not in ("train", "valid"):
             raise ValueError(f"split must be 'train', 'valid' or None, got {split!r}")
@@ -129,12 +129,21 @@ class Shards(TrainingReads):
             spatial = src.sample_shape[:ndim]
             if ndim < 1 or (n and (self._shapes > np.asarray(spatial)).any()):
                 raise StoreError(f"{loc}/shapes: sample shapes exceed {src.name}'s {spatial}")
-        splits = self.store_metadata.split
-        self._index = np.asarray(
-            [i for i, s in enumerate(splits) if split is None or s == split], dtype=np.int64
-        )
+        if split is None:
+            self._index = np.arange(n, dtype=np.int64)
+        else:
+            codes = self.store_metadata.records.split_codes
+            self._index = np.flatnonzero(codes == SPLITS.index(split)).astype(np.int64)
         self.split = split
         self.ndim = ndim
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The store's metadata as one JSON dict, its records inline (as format 1
+        stores them in ``zarr.json``; format 3 reads them from its arrays)."""
+        if self._metadata is None:
+            self._metadata = self.store_metadata.to_dict(inline=True)
+        return self._metadata
 
     @property
     def class_names(self) -> list[str]:
@@ -160,13 +169,15 @@ class Shards(TrainingReads):
     def sample_ids(self) -> list[str]:
         """Sample ids (file stems) in this view's order."""
         ids = self.store_metadata.sample_ids
+        if self.split is None:
+            return list(ids)
         return [ids[i] for i in self._index]
 
     @property
     def splits(self) -> list[str]:
         """``"train"`` or ``"valid"`` for every sample of this view."""
-        s = self.store_metadata.split
-        return [s[i] for i in self._index]
+        codes = self.store_metadata.records.split_codes[self._index]
+        return [SPLITS[c] for c in codes.tolist()]
 
     @property
     def indices(self) -> list[int]:

@@ -10,11 +10,14 @@ Layout of ``OUT.zarr``::
     shapes     (N, ndim)     int32         true spatial shape of each sample
     class_locations (N, n_classes, K, ndim)  int32  up to K pixels per class (builds with
                                            class_locations=K; see maskprep.store.training)
+    metadata/  sample_ids, split, instance_counts, sample_class_counts, void_pixels,
+               input_paths, input_bytes, notes, quarantine, shard_checksums: the records
+               (format 3, one chunk each; see maskprep.store.records)
     _maskprep/shards/K.json                written after shard K of every array is written
     _maskprep/partials/K.npz               shard K's partial training statistics (written before
                                            K.json, removed once the store is complete)
 
-Format 2 (the default, ``tile="auto"``: ``T`` = 256 in 2D, 64 in 3D) chunks
+Format 3 (the default, ``tile="auto"``: ``T`` = 256 in 2D, 64 in 3D) chunks
 every array ``(1, T, ..., T[, C])`` (``T`` clipped to ``S`` per axis) and
 shards it ``(shard_size, *E[, C])``, where ``E`` is ``S`` rounded up to whole
 tiles along an axis of at most ``block`` pixels (:func:`default_block`: 2048
@@ -28,14 +31,18 @@ hold only the fill value (all tiles outside a sample's true shape) are
 never written and never read. The layout records ``tile``, ``tile_shape``,
 ``shard_spatial_shape`` and ``block``; a shard's checksum covers all its
 files. Format 1 (``tile=None``, every store before tiles) stores one chunk
-per sample. Both formats are standard zarr v3.
+per sample. Format 3 keeps the per-sample, per-input and per-shard records in
+the arrays of the group ``metadata`` (:mod:`maskprep.store.records`); formats
+1 and 2 (tiles as format 3, written before it) keep them in the group's
+metadata JSON, and are read as they are. All formats are standard zarr v3.
 
 ``S`` is the largest spatial shape in the dataset: smaller samples are padded at
 the end of each axis (image 0, labels ``void_label``, instances 0, targets
 their fill value), so padding is never trained on even without cropping;
 readers crop to ``shapes``. In format 1 shards split only the sample axis; in
-both formats each shard is written by exactly one task. Group attribute ``maskprep`` holds the
-metadata (:class:`StoreMetadata`, which lists the arrays). Its ``stage`` goes
+every format each shard is written by exactly one task. Group attribute ``maskprep`` holds the
+metadata (:class:`StoreMetadata`, which lists the arrays and, in format 3, the
+record arrays' shapes and sha256 sums). Its ``stage`` goes
 ``creating`` -> ``writing`` -> ``complete``; ``complete: true`` is written
 last, after every shard, together with the per-shard checksums and a digest of
 the metadata itself.
@@ -73,12 +80,17 @@ from maskprep.store.metadata import (
     FORMAT_VERSION,
     FORMAT_VERSIONS,
     MAX_TILES_PER_SHARD,
+    RECORD_FIELDS,
+    RECORDS_FORMAT_VERSION,
+    RECORDS_GROUP,
     SHAPES_KEY,
+    SPLITS,
     TILED_FORMAT_VERSION,
     ArraySpec,
     ClassLocationInfo,
     StoreLayout,
     StoreMetadata,
+    StoreRecords,
     default_block,
     default_tile,
 )
@@ -126,7 +138,11 @@ __all__ = [
     "MAX_TILES_PER_SHARD",
     "MISSING",
     "PARTIALS",
+    "RECORDS_FORMAT_VERSION",
+    "RECORDS_GROUP",
+    "RECORD_FIELDS",
     "SHAPES_KEY",
+    "SPLITS",
     "TILED_FORMAT_VERSION",
     "ZSTD_MAGIC",
     "ArraySpec",
@@ -135,6 +151,7 @@ __all__ = [
     "ShardEncoder",
     "StoreLayout",
     "StoreMetadata",
+    "StoreRecords",
     "UnsupportedFormat",
     "check_directory",
     "class_locations_key",
@@ -174,6 +191,7 @@ __all__ = [
     "write_class_locations",
     "write_metadata",
     "write_partial",
+    "write_records",
     "write_shard",
     "writer_lock",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 from maskprep.errors import StoreError
 from maskprep.store.codec import ShardEncoder
 from maskprep.store.location import Location
-from maskprep.store.metadata import SHAPES_KEY, StoreLayout, StoreMetadata
+from maskprep.store.metadata import RECORDS_GROUP, SHAPES_KEY, StoreLayout, StoreMetadata
 
 _MARKERS = "_maskprep/shards"
 
@@ -54,13 +54,49 @@ def read_store_metadata(target: str | os.PathLike[str] | Location) -> StoreMetad
     """
     loc = _loc(target)
     raw = read_attrs(loc)
-    return None if raw is None else StoreMetadata.from_dict(raw, str(loc))
+    return None if raw is None else StoreMetadata.from_dict(raw, str(loc), loc.read_bytes)
+
+
+def write_records(target: Location, meta: StoreMetadata) -> None:
+    """Write the record arrays of a format-3 store that are not in it yet.
+
+    Their sha256 sums are in :meth:`StoreMetadata.to_dict`, so they are
+    written before the ``zarr.json`` that lists them.
+    """
+    if not meta.records_in_arrays:
+        return
+    pending = meta.records.pending_files(str(target))
+    if not pending:
+        return
+    import zarr
+    from zarr.codecs import ZstdCodec
+
+    group = zarr.open_group(target.zarr_store(), mode="r+").require_group(RECORDS_GROUP)
+    for col, (key, shape, dtype, data) in pending.items():
+        old = target.read_bytes(f"{RECORDS_GROUP}/{col}/zarr.json")
+        if old is None or json.loads(old).get("shape") != shape:
+            group.create_array(
+                col,
+                shape=tuple(shape),
+                chunks=tuple(max(1, s) for s in shape),
+                dtype=dtype,
+                fill_value=0,
+                compressors=ZstdCodec(level=3),
+                overwrite=True,
+            )
+        if data is None:
+            target.delete(key)
+        else:
+            target.write_bytes(key, data)
+    meta.records.mark_stored(list(pending), str(target))
 
 
 def write_metadata(target: Location, meta: StoreMetadata) -> None:
-    """Replace the group's ``maskprep`` attributes (one atomic zarr.json write)."""
+    """Replace the group's ``maskprep`` attributes (one atomic zarr.json write),
+    after the record arrays it lists (:func:`write_records`)."""
     import zarr
 
+    write_records(target, meta)
     group = zarr.open_group(target.zarr_store(), mode="r+")
     group.attrs["maskprep"] = meta.to_dict()
 
@@ -114,7 +150,7 @@ def create_store(
     if shapes is not None:
         arr[:] = np.asarray(shapes, dtype=np.int32)
     meta = replace(meta, stage="writing", shapes_checksum=shapes_checksum(loc))
-    group.attrs["maskprep"] = meta.to_dict()
+    write_metadata(loc, meta)
     return meta
 
 

@@ -24,6 +24,7 @@ from maskprep.store import (
     CORE_ARRAYS,
     DEFAULT_ARRAYS,
     FORMAT_VERSIONS,
+    RECORD_FIELDS,
     Location,
     StoreMetadata,
     read_attrs,
@@ -202,6 +203,12 @@ def inspect_store(
         raise StoreError(f"{p}: not a maskprep store (no maskprep metadata in zarr.json)")
     meta: Mapping[str, Any] = attrs
     problems: list[str] = []
+    if "records" in attrs and "sample_ids" not in attrs:  # format 3: records in arrays
+        try:
+            inline = StoreMetadata.from_dict(attrs, str(p), loc.read_bytes).to_dict(inline=True)
+            meta = {**attrs, **{k: inline[k] for k in RECORD_FIELDS}}
+        except StoreError as exc:
+            problems.append(f"the per-sample records cannot be read: {exc}")
 
     complete = bool(meta.get("complete"))
     if not complete:

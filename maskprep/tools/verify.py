@@ -262,6 +262,10 @@ def verify_store(
     problems: list[str] = []
     if meta.metadata_digest != meta.digest():
         problems.append(f"{loc}/zarr.json: metadata was edited after the build (digest mismatch)")
+    try:
+        meta.records.load_all()  # format 3: each record array against its sha256
+    except StoreError as exc:
+        return VerifyReport(str(loc), (*problems, str(exc)), 0, 0)
     report = progress or _no_progress
     problems += _check_shards(loc, meta, layout, report)
     if meta.shapes_checksum is not None and shapes_checksum(loc) != meta.shapes_checksum:

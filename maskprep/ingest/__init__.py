@@ -36,12 +36,8 @@ from maskprep.ingest.layout import (
     ReadOptions,
     SampleGeometry,
     available_layouts,
-    crop_sample,
     detect_layout,
     discover,
-    is_chunked,
-    probe_sample,
-    read_region,
     read_sample,
 )
 from maskprep.ingest.model import (
@@ -55,6 +51,7 @@ from maskprep.ingest.model import (
     SampleSource,
 )
 from maskprep.ingest.paths import PathPattern, check_inside
+from maskprep.ingest.regions import crop_sample, is_chunked, probe_sample, read_region
 from maskprep.ingest.source import SourceSpec
 
 #: Layouts needing no recipe, as offered by ``layout=`` (``"auto"`` detects).

@@ -165,12 +165,14 @@ def test_format_3_records_equal_format_1_and_are_standard_zarr(built: dict[str, 
 def test_opening_reads_only_the_records_it_needs(built: dict[str, Path], tmp_path: Path) -> None:
     store = _copy(built["v3"], tmp_path / "s.zarr")
     (store / RECORDS_GROUP / "sample_ids" / "c" / "0").unlink()
-    shards = open_shards(store, split="valid")  # the split codes, not the ids
+    (store / RECORDS_GROUP / "shard_checksums" / "c" / "0" / "0" / "0").unlink()
+    shards = open_shards(store, split="valid")  # the split codes, not the ids or checksums
     ref = open_shards(built["v3"], split="valid")
     assert len(shards) == len(ref) and shards.splits == ref.splits
     np.testing.assert_array_equal(shards[0]["weights"], ref[0]["weights"])
     with pytest.raises(StoreError, match=r"metadata/sample_ids/c/0: missing"):
         shards.sample_ids  # noqa: B018
+    assert "metadata/sample_ids/c/0: missing" in verify_store(store).problems[0]
 
 
 def test_a_modified_record_array_is_refused(built: dict[str, Path], tmp_path: Path) -> None:

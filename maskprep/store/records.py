@@ -315,7 +315,12 @@ class StoreRecords:
             self._files[col] = data
 
     def _known(self, name: str) -> bool:
-        return name != "shard_checksums" or self.get(name) is not None
+        """False only for shard checksums not yet known (checked without reading them)."""
+        if name != "shard_checksums":
+            return True
+        if name in self._values:
+            return self._values[name] is not None
+        return "shard_checksums" in self._summary
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """``{array: {"shape": [...], "sha256": ...}}`` as ``zarr.json`` records it

@@ -1,8 +1,9 @@
 """Pipeline: the Dask passes that turn a dataset into a store, and reweighting.
 
 Owns the runner (local schedulers or dask-distributed, progress reported to a
-callback), pass 1 (:mod:`~maskprep.pipeline.scan`: check, count, tree-reduce
-exact statistics), pass 2 (:mod:`~maskprep.pipeline.write`: void fill,
+callback), pass 1 (:mod:`~maskprep.pipeline.scan`: check and count a sample;
+:mod:`~maskprep.pipeline.first_pass`: the tasks, the tree reduction of exact
+statistics and the new store's metadata), pass 2 (:mod:`~maskprep.pipeline.write`: void fill,
 targets, whole shards), :func:`build_weights` and :func:`reweight`.
 
 May import every earlier stage (ingest, voidfill, weighting, targets, store);

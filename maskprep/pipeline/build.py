@@ -23,32 +23,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from maskprep._version import __version__
 from maskprep.config import BuildConfig
-from maskprep.errors import DataError, StoreError
+from maskprep.errors import StoreError
 from maskprep.ingest import Dataset, SampleSource, discover
 from maskprep.pipeline.blocks import (
-    block_regions,
     block_works,
-    config_block,
     load_block_infos,
     save_block_infos,
-    scan_block_or_problem,
 )
+from maskprep.pipeline.first_pass import infos_from_metadata, scan_dataset
 from maskprep.pipeline.kernels import KernelWarmup
 from maskprep.pipeline.runner import Progress, Runner, check_scheduler
 from maskprep.pipeline.scan import (
-    PendingBlocks,
-    SampleInfo,
-    SampleProblem,
-    add_stats,
-    blockwise_info,
     plain,
-    scan_group,
-    stats_of,
-    tree_sum,
 )
 from maskprep.pipeline.training import (
     finish_training_stats,
@@ -56,14 +43,11 @@ from maskprep.pipeline.training import (
     shards_with_partials,
     wants_training_stats,
 )
-from maskprep.pipeline.write import plan_layout, write_sample_shard
+from maskprep.pipeline.write import write_sample_shard
 from maskprep.store import (
-    FORMAT_VERSION,
-    RECORDS_FORMAT_VERSION,
     Location,
     StoreLayout,
     StoreMetadata,
-    StoreRecords,
     check_directory,
     create_store,
     delete_partials,
@@ -75,7 +59,6 @@ from maskprep.store import (
     writer_lock,
 )
 from maskprep.targets.weights import weight_lookup
-from maskprep.weighting import ClassStats, class_weights
 
 __all__ = ["ON_ERROR", "BuildSummary", "build_weights"]
 
@@ -122,17 +105,6 @@ def _inputs_digest(dataset: Dataset, files: dict[Path, tuple[str, int, int]]) ->
             rel, size, mtime = files[p]
             h.update(f"{s.sample_id}\0{s.split}\0{rel}\0{size}\0{mtime}\n".encode())
     return h.hexdigest()
-
-
-def _problems_error(problems: Sequence[SampleProblem], n: int) -> DataError:
-    lines = [p.message for p in problems[:10]]
-    more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
-    head = (
-        f"{len(problems)} of {n} samples have problems (on_error='skip' builds without them):\n"
-        if len(problems) > 1
-        else ""
-    )
-    return DataError(head + "\n".join(lines) + more)
 
 
 def _summary(
@@ -350,7 +322,9 @@ def _write_store(
     warmup = KernelWarmup(runner_args[2])  # compiles during the scan on a fresh install
     with Runner(*runner_args) as runner:
         if resume is None:
-            metadata, infos, good, shapes = _scan(dataset, files, config, runner, on_error, wanted)
+            metadata, infos, good, shapes = scan_dataset(
+                dataset, files, config, runner, on_error, wanted
+            )
             # Before anything is written: a block that cannot be built fails here.
             works = block_works(infos, good, config, metadata.layout_info)
             if replacing and target == loc:
@@ -363,7 +337,7 @@ def _write_store(
             meta = resume
             by_id = {s.sample_id: s for s in dataset.samples}
             good = [by_id[i] for i in meta.sample_ids]
-            infos = load_block_infos(target, _infos_from_meta(meta, loc), meta.layout_info)
+            infos = load_block_infos(target, infos_from_metadata(meta, loc), meta.layout_info)
             works = block_works(infos, good, config, meta.layout_info)
         layout = meta.layout_info
         lut = weight_lookup(config.void_label, config.num_classes, meta.class_weights)
@@ -410,155 +384,3 @@ def _fingerprints(
 ) -> list[tuple[tuple[str, int, int], ...]]:
     """Per sample: (path, size, mtime_ns) of each of its files, as stat-ed before pass 1."""
     return [tuple((str(p), files[p][1], files[p][2]) for p in s.files()) for s in sources]
-
-
-def _infos_from_meta(meta: StoreMetadata, loc: Location) -> list[SampleInfo]:
-    import zarr
-
-    shapes = np.asarray(zarr.open_array(loc.zarr_store(), path="shapes", mode="r")[:])
-    layout = meta.layout_info
-    counts, void, n_instances = meta.sample_class_counts, meta.void_pixels, meta.instance_counts
-    return [
-        SampleInfo(
-            sample_id=sid,
-            split=split,
-            shape=tuple(int(v) for v in shapes[i]),
-            channels=layout.channels,
-            image_dtype=layout.image_dtype,
-            class_counts=tuple(counts[i].tolist()),
-            void_pixels=int(void[i]),
-            n_instances=int(n_instances[i]),
-        )
-        for i, (sid, split) in enumerate(zip(meta.sample_ids, meta.split, strict=True))
-    ]
-
-
-def _scan_blocks(
-    samples: Sequence[SampleSource],
-    scanned: list[SampleInfo | SampleProblem | PendingBlocks],
-    config: BuildConfig,
-    runner: Runner,
-) -> tuple[list[SampleInfo | SampleProblem], list[tuple[int, ...]]]:
-    """Scan the blocks of the samples pass 1 left pending, one task a block.
-
-    Returns every sample's result and the class counts of the pending train
-    samples (not yet in the tree reduction's statistics).
-    """
-    import dask
-
-    pending = [(i, r) for i, r in enumerate(scanned) if isinstance(r, PendingBlocks)]
-    if not pending:
-        return scanned, []  # type: ignore[return-value]
-    tasks, owners = [], []
-    for i, p in pending:
-        block = config_block(config, len(p.shape))
-        assert block is not None
-        for pos, region in block_regions(p.shape, block):
-            tasks.append(
-                dask.delayed(scan_block_or_problem)(samples[i], config, p.shape, pos, region)
-            )
-            owners.append(i)
-    results = runner.compute(tasks, f"scanning {len(tasks)} block(s) of {len(pending)} sample(s)")
-    by_sample: dict[int, list[Any]] = {}
-    for i, r in zip(owners, results, strict=True):
-        by_sample.setdefault(i, []).append(r)
-    out: list[SampleInfo | SampleProblem] = list(scanned)  # type: ignore[arg-type]
-    train: list[tuple[int, ...]] = []
-    for i, p in pending:
-        problem = next((r for r in by_sample[i] if isinstance(r, SampleProblem)), None)
-        if problem is not None:
-            out[i] = problem
-            continue
-        info = blockwise_info(p, by_sample[i])
-        out[i] = info
-        if info.split == "train":
-            train.append(info.class_counts)
-    return out, train
-
-
-def _scan(
-    dataset: Dataset,
-    files: dict[Path, tuple[str, int, int]],
-    config: BuildConfig,
-    runner: Runner,
-    on_error: str,
-    wanted: dict[str, Any],
-) -> tuple[StoreMetadata, list[SampleInfo], list[SampleSource], np.ndarray]:
-    """Pass 1: check and count every sample; the new store's metadata and shapes."""
-    import dask
-
-    samples = dataset.samples
-    step = config.shard_size
-    bounds = [(a, min(a + step, len(samples))) for a in range(0, len(samples), step)]
-    scans = [dask.delayed(scan_group)(plain(samples[a:b]), config) for a, b in bounds]
-    stats_total = tree_sum([dask.delayed(stats_of)(s) for s in scans], add_stats)
-    results = runner.compute([*scans, stats_total], f"scanning {len(samples)} sample(s)")
-    scanned = [r for group_results, _ in results[:-1] for r in group_results]
-    stats: ClassStats = results[-1]
-    scanned, big_train = _scan_blocks(samples, scanned, config, runner)
-    if big_train:
-        stats = stats + ClassStats.from_sample_counts(big_train, config.num_classes)
-    problems = [SampleProblem(sid, msg) for sid, msg in dataset.problems]
-    problems += [r for r in scanned if isinstance(r, SampleProblem)]
-    if problems and on_error == "fail":
-        raise _problems_error(problems, len(samples))
-    infos = [r for r in scanned if isinstance(r, SampleInfo)]
-    good = [s for s, r in zip(samples, scanned, strict=True) if isinstance(r, SampleInfo)]
-    if not infos:
-        listed = [p.message for p in problems[:10]]
-        if len(problems) > 10:
-            listed.append(f"... and {len(problems) - 10} more")
-        raise DataError(
-            "\n".join(
-                [f"{dataset.root}: no usable samples ({len(problems)} had problems)", *listed]
-            )
-        )
-    if not any(i.split == "train" for i in infos):
-        raise DataError(
-            f"{dataset.root}: the train split is empty (every usable sample is in the valid "
-            "split), so there are no class statistics to weight by"
-        )
-
-    weights = class_weights(stats, config.class_weights, class_names=config.class_names)
-    layout = plan_layout(infos, good, config)
-    metadata = StoreMetadata(
-        maskprep_version=__version__,
-        layout=dataset.layout,
-        class_names=config.class_names,
-        void_label=config.void_label,
-        class_stats=stats,
-        class_weights=tuple(float(w) for w in weights),
-        class_weight_config=config.class_weights,
-        # float(): an int w0=10 would be written as 10 and read back as 10.0,
-        # and the metadata digest would no longer match.
-        w0=float(config.w0),
-        sigma=float(config.sigma),
-        border_region=config.border_region,
-        tolerance=float(config.tolerance),
-        spacing=config.spacing,
-        records=StoreRecords(
-            array_names=layout.array_names,
-            sample_ids=[i.sample_id for i in infos],
-            split=[i.split for i in infos],
-            instance_counts=[i.n_instances for i in infos],
-            sample_class_counts=np.asarray(
-                [i.class_counts for i in infos], dtype=np.int64
-            ).reshape(len(infos), config.num_classes),
-            void_pixels=[i.void_pixels for i in infos],
-            # Each file once: COCO samples share their split's annotation JSON.
-            inputs=[
-                {"path": files[p][0], "bytes": files[p][1]}
-                for p in dict.fromkeys(p for s in good for p in s.files())
-            ],
-            quarantine=[{"sample_id": p.sample_id, "error": p.message} for p in problems],
-            notes=[{"sample_id": i.sample_id, "note": n} for i in infos for n in i.notes],
-        ),
-        shard_size=config.shard_size,
-        config=wanted["config"],
-        on_error=on_error,
-        inputs_digest=wanted["inputs_digest"],
-        layout_info=layout,
-        format_version=FORMAT_VERSION if config.tile is None else RECORDS_FORMAT_VERSION,
-    )
-    shapes = np.asarray([i.shape for i in infos], dtype=np.int32)
-    return metadata, infos, good, shapes

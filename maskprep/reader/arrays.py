@@ -182,7 +182,8 @@ class DirectArray:
         self.chunks_per_shard = self.shard_size * self._tiles_in_shard
         self._whole_tile = tuple(slice(0, t) for t in self.tile_shape)
         tile_nbytes = int(np.prod(self.tile_shape)) * base.itemsize
-        self._prefix_limit = min(tile_nbytes // 2, _ZSTD_BLOCK)
+        # A tile of one zstd block decodes whole however little of it is read.
+        self._prefix_limit = tile_nbytes // 2 if tile_nbytes > _ZSTD_BLOCK else 0
         self._itemsize = base.itemsize
         self._native = stored.isnative
         self.stored_dtype: np.dtype[Any] = stored
@@ -410,9 +411,9 @@ class DirectArray:
         decoded into this thread's scratch tile. A part that ends in the first
         rows of a checksummed tile (the chunk is checked whole first, so no
         check is lost) stops decoding after its last element, ``prefix`` (C
-        order), when that is less than half the tile and one zstd block:
-        above that, the streaming decode costs more than the one-pass decode
-        of the whole frame saves.
+        order), when that is less than half of a tile of several zstd blocks:
+        zstd decodes whole blocks, and a bounded decode goes through its
+        internal buffer, which costs more than skipping a few blocks saves.
         """
         if part == self._whole_tile and self._native and dst.flags.c_contiguous:
             decode_chunk_into(data, dst, path, checksum=self.chunk_checksum, chunk=chunk)
@@ -430,8 +431,7 @@ def _by_place(job: tuple[Any, ...]) -> tuple[str, int]:
     return job[0], job[1]
 
 
-#: zstd's largest block (128 KiB): a frame decodes block by block, so a prefix
-#: within the first block skips all the others.
+#: zstd's largest block (128 KiB): a frame decodes block by block.
 _ZSTD_BLOCK = 1 << 17
 
 

@@ -1,0 +1,189 @@
+"""Patch reads of tiled stores by the direct decoder: equal to zarr-python and to crops
+of the whole sample whatever shortcut a read takes (a tile decoded straight into the
+patch, a tile's first rows only, adjacent tiles in one ``pread``), and the crc32c still
+refusing a damaged tile whose part a patch needs is its first rows."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+import maskprep.reader.arrays as arrays_mod
+import maskprep.store.codec as codec_mod
+from maskprep import BuildConfig, StoreError, build_weights, make_sample, open_shards
+from maskprep.store import decode_chunk_into, encode_shard, index_nbytes
+
+ARRAYS = ("image", "labels", "instances", "weights")
+
+
+@pytest.fixture(scope="module", params=["2d", "3d"])
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Tiles of float32/int32 arrays spanning several zstd blocks (147 KiB in 2D, 250 KiB
+    in 3D), so a patch ending in a tile's first rows decodes only those; a store of
+    one sample per shard, where a sample's tiles lie next to each other."""
+    tmp = tmp_path_factory.mktemp(f"patchreads{request.param}")
+    if request.param == "2d":
+        size: tuple[int, ...] = (400, 450)
+        tile = 192
+    else:
+        size = (45, 60, 60)
+        tile = 40
+    data = make_sample(tmp / "d", n_images=2, size=size)
+    many = tmp / "many.zarr"
+    single = tmp / "single.zarr"
+    build_weights(data, many, BuildConfig(shard_size=2, tile=tile), scheduler="sync")
+    build_weights(data, single, BuildConfig(shard_size=1, tile=tile), scheduler="sync")
+    return {"many": many, "single": single, "tile": tile, "size": size}
+
+
+def _windows(size: tuple[int, ...], tile: int, rng: np.random.Generator) -> list[tuple]:
+    """Random windows, and the ones at tile seams and borders that the shortcuts treat apart."""
+    nd = len(size)
+    cases: list[tuple] = [
+        ((0,) * nd, size),  # the whole sample
+        ((0,) * nd, (tile,) * nd),  # exactly one tile: decoded straight into the patch
+        ((tile,) * nd, (tile,) * nd),
+        ((tile - 3,) * nd, (6,) * nd),  # 2**nd tiles, a few rows of each
+        ((1,) * nd, (tile + 1,) * nd),  # ends in the first row of the next tiles
+        ((tile - 1,) * nd, (tile + 2,) * nd),  # starts in the last row, ends in the first
+        (tuple(s - 5 for s in size), (tile,) * nd),  # across the end border
+        ((-7,) * nd, (tile,) * nd),  # across the start border
+    ]
+    for _ in range(25):
+        shape = tuple(int(rng.integers(1, min(s, 2 * tile))) for s in size)
+        start = tuple(int(rng.integers(-10, s)) for s in size)
+        cases.append((start, shape))
+    return cases
+
+
+def _crop(whole: np.ndarray, start: tuple, shape: tuple, pad: Any) -> np.ndarray:
+    """``whole[start : start + shape]``, padded with ``pad`` outside it."""
+    nd = len(start)
+    out = np.full((*shape, *whole.shape[nd:]), pad, dtype=whole.dtype)
+    src, dst = [], []
+    for a, n, m in zip(start, shape, whole.shape, strict=False):
+        lo, hi = max(a, 0), min(a + n, m)
+        if lo >= hi:
+            return out
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - a, hi - a))
+    out[tuple(dst)] = whole[tuple(src)]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["many", "single"])
+def test_patches_equal_crops_and_zarr_python(store: dict, kind: str) -> None:
+    path = store[kind]
+    shards = open_shards(path)
+    rng = np.random.default_rng(3)
+    decodes: list[int | None] = []
+    real = arrays_mod.decode_chunk_into
+
+    def spy(*args: Any, **kwargs: Any) -> None:
+        decodes.append(kwargs.get("prefix"))
+        real(*args, **kwargs)
+
+    arrays_mod.decode_chunk_into = spy  # type: ignore[assignment]
+    try:
+        for i in range(len(shards)):
+            whole = shards[i]
+            for start, shape in _windows(store["size"], store["tile"], rng):
+                got = shards.patch(i, start, shape)
+                for name in ARRAYS:
+                    want = _crop(whole[name], start, shape, shards.pad_value(name))
+                    np.testing.assert_array_equal(got[name], want, err_msg=f"{name} {start}")
+    finally:
+        arrays_mod.decode_chunk_into = real  # type: ignore[assignment]
+    # the shortcut that stops decoding early was taken, and not always
+    assert any(p is not None for p in decodes) and any(p is None for p in decodes)
+    # zarr-python reads the same windows of the padded arrays
+    for name in ARRAYS:
+        z = zarr.open_array(str(path / name), mode="r")
+        for start, shape in _windows(store["size"], store["tile"], rng)[:10]:
+            lo = tuple(max(a, 0) for a in start)
+            hi = tuple(min(a + n, s) for a, n, s in zip(start, shape, store["size"], strict=True))
+            if any(a >= b for a, b in zip(lo, hi, strict=True)):
+                continue
+            src = shards._sources[name]
+            mine = src.read_window(1, lo, hi)
+            theirs = z[(1, *(slice(a, b) for a, b in zip(lo, hi, strict=True)))]
+            np.testing.assert_array_equal(mine, theirs, err_msg=f"{name} {lo} {hi}")
+
+
+def test_adjacent_tiles_of_a_one_sample_shard_are_read_together(store: dict) -> None:
+    shards = open_shards(store["single"], arrays=["weights"])
+    src: Any = shards._sources["weights"]
+    assert src.shard_size == 1
+    reads: list[tuple[int, int]] = []
+    real = src.files.pread
+
+    def counting(path: str, n: int, offset: int) -> bytes:
+        reads.append((offset, n))
+        return real(path, n, offset)
+
+    src.files.pread = counting
+    tile, nd = store["tile"], len(store["size"])
+    shards.patch(0, (tile - 3,) * nd, (6,) * nd)  # 2**nd tiles
+    # the corner tiles (0/1 along every axis) come first in Morton order: adjacent
+    assert len(reads) == 1
+    index = src._index(0, (0,) * nd)  # sample 0: shard 0
+    touched = [e for e in index if e[0] != codec_mod.MISSING]
+    corner = sorted(touched)[: 2**nd]
+    assert reads == [(corner[0][0], sum(nb for _, nb in corner))]  # those tiles' bytes only
+
+
+def test_damaged_tile_is_refused_when_a_patch_needs_its_first_rows(
+    store: dict, tmp_path: Path
+) -> None:
+    path = tmp_path / "s.zarr"
+    shutil.copytree(store["many"], path)
+    shards = open_shards(path, arrays=["weights"])
+    src: Any = shards._sources["weights"]
+    tile, nd = store["tile"], len(store["size"])
+    index = src._index(0, (0,) * nd)
+    # tile (1, 0, ...) of sample 0, whose first rows a patch from (tile - 2, 0, ...) needs
+    flat = src.tiles_per_shard[-1] if nd == 2 else src.tiles_per_shard[1] * src.tiles_per_shard[2]
+    off, nb = index[flat]
+    shard = Path(src.shard_path(0, (0,) * nd))
+    raw = bytearray(shard.read_bytes())
+    raw[off + nb - 1] ^= 0x01  # the checksum itself: the frame decodes fine
+    shard.write_bytes(bytes(raw))
+    start = (tile - 2, *(0,) * (nd - 1))
+    with pytest.raises(StoreError, match="crc32c"):
+        open_shards(path, arrays=["weights"]).patch(0, start, (4,) * nd)
+
+
+def test_decode_chunk_prefix() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 300)).astype(np.float32)  # 352 KiB: three zstd blocks
+    chunk = encode_shard(a[None], 1, 0.0, 3, checksum=True)
+    assert chunk is not None
+    chunk = chunk[: -index_nbytes(1)]
+    for prefix in (0, 1, 4 * 300, 130_000, 131_072, 200_001, a.nbytes - 1, a.nbytes):
+        out = np.full_like(a, np.nan)
+        decode_chunk_into(chunk, out, "p", checksum=True, prefix=prefix)
+        got = out.reshape(-1).view(np.uint8)[:prefix]
+        np.testing.assert_array_equal(got, a.reshape(-1).view(np.uint8)[:prefix])
+    # as a view of a larger read (several tiles in one pread)
+    run = np.frombuffer(b"xyz" + chunk + b"tail", dtype=np.uint8)
+    out = np.empty_like(a)
+    decode_chunk_into(run[3 : 3 + len(chunk)], out, "p", checksum=True, prefix=5000)
+    np.testing.assert_array_equal(out.reshape(-1)[:1250], a.reshape(-1)[:1250])
+    # without a checksum the whole frame is decoded, whatever prefix says
+    plain = encode_shard(a[None], 1, 0.0, 3)
+    assert plain is not None
+    out = np.empty_like(a)
+    decode_chunk_into(plain[: -index_nbytes(1)], out, "p", prefix=8)
+    np.testing.assert_array_equal(out, a)
+    # a damaged chunk or a frame of another size is refused with a prefix too
+    bad = bytearray(chunk)
+    bad[len(bad) // 2] ^= 0x40
+    with pytest.raises(StoreError, match="crc32c"):
+        decode_chunk_into(bytes(bad), np.empty_like(a), "p", checksum=True, prefix=8)
+    with pytest.raises(StoreError, match="expected"):
+        decode_chunk_into(chunk, np.empty((300, 299), np.float32), "p", checksum=True, prefix=8)

@@ -5,6 +5,7 @@ refusing a damaged tile whose part a patch needs is its first rows."""
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import zarr
 import maskprep.reader.arrays as arrays_mod
 import maskprep.store.codec as codec_mod
 from maskprep import BuildConfig, StoreError, build_weights, make_sample, open_shards
+from maskprep.reader import TileCache
 from maskprep.store import decode_chunk_into, encode_shard, index_nbytes
 
 ARRAYS = ("image", "labels", "instances", "weights")
@@ -187,3 +189,65 @@ def test_decode_chunk_prefix() -> None:
         decode_chunk_into(bytes(bad), np.empty_like(a), "p", checksum=True, prefix=8)
     with pytest.raises(StoreError, match="expected"):
         decode_chunk_into(chunk, np.empty((300, 299), np.float32), "p", checksum=True, prefix=8)
+
+
+def test_tile_cache_reads_equal_uncached_and_stay_bounded(store: dict) -> None:
+    plain = open_shards(store["many"])
+    cached = open_shards(store["many"])
+    tile_nbytes = max(
+        int(np.prod(src.tile_shape)) * src.dtype.itemsize  # type: ignore[attr-defined]
+        for src in cached._sources.values()
+    )
+    cache = cached.cache_tiles(5 * tile_nbytes)  # fewer tiles than a pass touches: evictions
+    assert cache is not None
+    rng = np.random.default_rng(11)
+    windows = _windows(store["size"], store["tile"], rng)
+    for _ in range(2):
+        for i in range(len(plain)):
+            for start, shape in windows:
+                got, want = cached.patch(i, start, shape), plain.patch(i, start, shape)
+                for name in ARRAYS:
+                    np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+                    assert got[name].flags.writeable
+                assert 0 < cache.nbytes_used <= cache.nbytes
+            for name in ARRAYS:
+                np.testing.assert_array_equal(cached[i][name], plain[i][name])
+    assert cache.hits > 0 and cache.misses > 0
+    # a patch read twice decodes nothing the second time
+    big = cached.cache_tiles(2**26)
+    assert big is not None
+    cached.patch(0, (3,) * len(store["size"]), (store["tile"],) * len(store["size"]))
+    misses = big.misses
+    cached.patch(0, (3,) * len(store["size"]), (store["tile"],) * len(store["size"]))
+    assert big.misses == misses and big.hits > 0
+    # a worker's copy starts empty with the same size; 0 switches the cache off
+    copy = pickle.loads(pickle.dumps(cached))
+    assert copy._tile_cache is not None and copy._tile_cache.nbytes == 2**26
+    assert len(copy._tile_cache) == 0
+    assert copy._sources["weights"].tile_cache is copy._tile_cache  # type: ignore[attr-defined]
+    assert cached.cache_tiles(0) is None
+    assert all(s.tile_cache is None for s in cached._sources.values())  # type: ignore[attr-defined]
+
+
+def test_tile_cache_arguments_and_damaged_tiles(store: dict, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 0"):
+        TileCache(-1)
+    with pytest.raises(TypeError, match="integer"):
+        TileCache(1.5)  # type: ignore[arg-type]
+    small = TileCache(10)
+    small.put("big", np.zeros(11, np.uint8))  # bigger than the cache: not kept
+    assert len(small) == 0 and small.get("big") is None
+    # a damaged tile is refused by a cached read too
+    path = tmp_path / "s.zarr"
+    shutil.copytree(store["many"], path)
+    src: Any = open_shards(path, arrays=["weights"])._sources["weights"]
+    nd = len(store["size"])
+    off, nb = src._index(0, (0,) * nd)[0]
+    shard = Path(src.shard_path(0, (0,) * nd))
+    raw = bytearray(shard.read_bytes())
+    raw[off + nb // 2] ^= 0x08
+    shard.write_bytes(bytes(raw))
+    shards = open_shards(path, arrays=["weights"])
+    shards.cache_tiles(2**24)
+    with pytest.raises(StoreError, match="crc32c"):
+        shards.patch(0, (1,) * nd, (5,) * nd)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from maskprep.errors import StoreError
+from maskprep.reader.cache import TileCache
 from maskprep.reader.files import RemoteFiles, ShardFiles
 from maskprep.store import (
     MISSING,
@@ -84,6 +85,8 @@ class DirectArray:
     """
 
     backend = "direct"
+    #: Decoded tiles kept between reads (:meth:`maskprep.reader.Shards.cache_tiles`).
+    tile_cache: TileCache | None = None
 
     def __init__(
         self,
@@ -347,7 +350,8 @@ class DirectArray:
             return out
         s, k = divmod(j, self.shard_size)
         tile, per = self.tile_shape, self.tiles_per_shard
-        if wshape == tile and (out is None or out.flags.c_contiguous):
+        cache = self.tile_cache
+        if wshape == tile and cache is None and (out is None or out.flags.c_contiguous):
             one = self._one_tile(s, k, lo, out)  # the common case, without the loop
             if one is not None:
                 return one
@@ -366,6 +370,9 @@ class DirectArray:
                 out[where] = self.fill_value
                 continue
             jobs.append((path, entry[0], entry[1], where, part, prefix, pos))
+        if cache is not None:
+            self._read_cached(j, jobs, out, cache)
+            return out
         if self.shard_size == 1 and len(jobs) > 1:
             # A shard of one sample (a region of a big one) stores its tiles in
             # Morton order, so neighbours often lie next to each other: read
@@ -377,6 +384,16 @@ class DirectArray:
         for path, off, nb, where, part, prefix, pos in jobs:
             self._decode_part(pread(path, nb, off), path, out[where], part, prefix, (j, *pos))
         return out
+
+    def _read_cached(self, j: int, jobs: list[Any], out: np.ndarray, cache: TileCache) -> None:
+        """Decode ``jobs`` through ``cache``: whole tiles, each decoded once while kept."""
+        for path, off, nb, where, part, _, pos in jobs:
+            key = (self.path, j, pos)
+            tile = cache.get(key)
+            if tile is None:
+                tile = self._decode(path, (off, nb), self.tile_shape, None, (j, *pos))
+                cache.put(key, tile)
+            out[where] = tile[part]
 
     def _read_runs(self, j: int, jobs: list[Any], out: np.ndarray) -> None:
         """Decode ``jobs`` (sorted by file and offset), each run of adjacent ones

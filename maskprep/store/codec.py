@@ -80,6 +80,10 @@ def _crc32c_impl() -> Callable[[Any], int] | None:
         return None
 
 
+#: The crc32c function, looked up once (None without an implementation).
+_CRC32C = _crc32c_impl()
+
+
 def crc32c(data: bytes) -> int:
     """CRC-32C of ``data`` (the shard index checksum); ImportError without an implementation.
 
@@ -485,7 +489,14 @@ def decode_chunk_into(
     ...     print(str(e).split(" (the")[0])
     a/c/0/0: chunk (0, 0) fails its crc32c checksum
     """
-    frame = _checked(data, path, chunk) if checksum else data
+    if checksum:  # _checked, inlined: this runs for every tile read
+        crc = _CRC32C
+        if len(data) < CHUNK_CHECKSUM_NBYTES or crc is None or crc(data) != CRC32C_RESIDUE:
+            _checked(data, path, chunk)  # raises the error
+        end = len(data) - CHUNK_CHECKSUM_NBYTES
+        frame = data[:end] if isinstance(data, np.ndarray) else memoryview(data)[:end]
+    else:
+        frame = data
     expected = dest.nbytes
     declared = _declared_size(frame)
     if declared is not None and declared != expected:

@@ -188,6 +188,7 @@ class DirectArray:
         # A tile of one zstd block decodes whole however little of it is read.
         self._prefix_limit = tile_nbytes // 2 if tile_nbytes > _ZSTD_BLOCK else 0
         self._itemsize = base.itemsize
+        self._zeros = (0,) * len(self.tile_shape)
         self._native = stored.isnative
         self.stored_dtype: np.dtype[Any] = stored
         self.dtype: np.dtype[Any] = base.newbyteorder("=")
@@ -297,24 +298,32 @@ class DirectArray:
     ) -> np.ndarray | None:
         """The whole tile starting at ``lo``, decoded straight into ``out``; None if
         ``lo`` is not a tile corner."""
-        spatial = []
-        tiles = [s * self.shard_size + k]
-        flat = k
-        for a, t, g in zip(lo, self.tile_shape, self.tiles_per_shard, strict=True):
-            p, r = divmod(a, t)
-            if r:
-                return None
-            spatial.append(p // g)
-            tiles.append(p)
-            flat = flat * g + p % g
-        path, index = self._shard(s, tuple(spatial))
+        j = s * self.shard_size + k
+        if not any(lo):  # a small sample read whole: its first tile
+            zeros = self._zeros
+            path, index = self._indexes.get((s, *zeros)) or self._shard(s, zeros)
+            flat = k * self._tiles_in_shard
+            tiles: tuple[int, ...] = (j, *zeros)
+        else:
+            spatial = []
+            pos = [j]
+            flat = k
+            for a, t, g in zip(lo, self.tile_shape, self.tiles_per_shard, strict=True):
+                p, r = divmod(a, t)
+                if r:
+                    return None
+                spatial.append(p // g)
+                pos.append(p)
+                flat = flat * g + p % g
+            path, index = self._shard(s, tuple(spatial))
+            tiles = tuple(pos)
         entry = None if index is None else index[flat]
         if entry is None or entry[0] == MISSING:
             if out is None:
                 return np.full(self.tile_shape, self.fill_value, dtype=self.dtype)
             out[...] = self.fill_value
             return out
-        return self._decode(path, entry, self.tile_shape, out, tuple(tiles))
+        return self._decode(path, entry, self.tile_shape, out, tiles)
 
     def _scratch(self) -> np.ndarray:
         """This thread's tile buffer (stored dtype), reused: no page faults per tile."""
@@ -337,8 +346,11 @@ class DirectArray:
         decoded and cropped. ``out`` (any strides) receives it if given.
         """
         shape = self.sample_shape
-        lo = (*start, *(0 for _ in shape[len(start) :]))
-        hi = (*stop, *shape[len(stop) :])
+        if len(start) == len(shape):
+            lo, hi = tuple(start), tuple(stop)
+        else:
+            lo = (*start, *(0 for _ in shape[len(start) :]))
+            hi = (*stop, *shape[len(stop) :])
         wshape = tuple(b - a for a, b in zip(lo, hi, strict=True))
         if not self.tiled:
             if wshape == shape and (out is None or out.flags.c_contiguous):

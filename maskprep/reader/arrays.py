@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from maskprep.errors import StoreError
+from maskprep.reader.cache import TileCache
 from maskprep.reader.files import RemoteFiles, ShardFiles
 from maskprep.store import (
     MISSING,
@@ -83,6 +85,8 @@ class DirectArray:
     """
 
     backend = "direct"
+    #: Decoded tiles kept between reads (:meth:`maskprep.reader.Shards.cache_tiles`).
+    tile_cache: TileCache | None = None
 
     def __init__(
         self,
@@ -107,7 +111,8 @@ class DirectArray:
             crc32c(b"")
         except ImportError:  # pragma: no cover
             raise UnsupportedFormat("no crc32c implementation") from None
-        self._indexes: dict[int, list[tuple[int, int]] | None] = {}
+        #: (path, chunk index or None if absent) of every shard read so far.
+        self._indexes: dict[tuple[int, ...], tuple[str, list[tuple[int, int]] | None]] = {}
         self._index_lock = threading.Lock()
         self._local = threading.local()  # per-thread scratch tile (no page faults per tile)
 
@@ -176,7 +181,15 @@ class DirectArray:
             e // c for e, c in zip(shard_shape[1:], inner_shape[1:], strict=True)
         )
         self.tiled = not (inner_shape[1:] == shard_shape[1:] == sample_shape)
-        self.chunks_per_shard = self.shard_size * int(np.prod(self.tiles_per_shard))
+        self._tiles_in_shard = int(np.prod(self.tiles_per_shard))
+        self.chunks_per_shard = self.shard_size * self._tiles_in_shard
+        self._whole_tile = tuple(slice(0, t) for t in self.tile_shape)
+        tile_nbytes = int(np.prod(self.tile_shape)) * base.itemsize
+        # A tile of one zstd block decodes whole however little of it is read.
+        self._prefix_limit = tile_nbytes // 2 if tile_nbytes > _ZSTD_BLOCK else 0
+        self._itemsize = base.itemsize
+        self._zeros = (0,) * len(self.tile_shape)
+        self._native = stored.isnative
         self.stored_dtype: np.dtype[Any] = stored
         self.dtype: np.dtype[Any] = base.newbyteorder("=")
         self.fill_value = parse_fill_value(doc.get("fill_value"), base)
@@ -209,9 +222,16 @@ class DirectArray:
         return f"{self._key_prefix}{s}" + "".join(f"{self._key_sep}{p}" for p in spatial)
 
     def _index(self, s: int, spatial: tuple[int, ...] = ()) -> list[tuple[int, int]] | None:
+        """The chunk index of shard ``s`` (at ``spatial``), None if the shard is absent."""
+        return self._shard(s, spatial)[1]
+
+    def _shard(
+        self, s: int, spatial: tuple[int, ...] = ()
+    ) -> tuple[str, list[tuple[int, int]] | None]:
+        """Path and chunk index of shard ``s`` (at ``spatial``), read once and cached."""
         key = (s, *spatial)
         try:
-            return self._indexes[key]  # type: ignore[index]
+            return self._indexes[key]
         except KeyError:
             pass
         path = self.shard_path(s, spatial)
@@ -229,8 +249,8 @@ class DirectArray:
                 at_end=self.index_at_end,
             )
         with self._index_lock:
-            self._indexes[key] = index  # type: ignore[index]
-        return index
+            self._indexes[key] = (path, index)
+        return path, index
 
     def read(self, j: int, out: np.ndarray | None = None) -> np.ndarray:
         """Sample ``j`` at the padded sample shape, into ``out`` if given (C-contiguous)."""
@@ -238,19 +258,18 @@ class DirectArray:
             zeros = (0,) * len(self.sample_shape)
             return self.read_window(j, zeros, self.sample_shape, out)
         s, k = divmod(j, self.shard_size)
-        index = self._index(s)
+        path, index = self._shard(s)
         entry = None if index is None else index[k]
         if entry is None or entry[0] == MISSING:
             if out is None:
                 return np.full(self.sample_shape, self.fill_value, dtype=self.dtype)
             out[...] = self.fill_value
             return out
-        return self._decode(s, (), entry, self.sample_shape, out, (j,))
+        return self._decode(path, entry, self.sample_shape, out, (j,))
 
     def _decode(
         self,
-        s: int,
-        spatial: tuple[int, ...],
+        path: str,
         entry: tuple[int, int],
         shape: tuple[int, ...],
         out: np.ndarray | None,
@@ -262,18 +281,16 @@ class DirectArray:
         along each spatial axis), named in errors.
         """
         off, nb = entry
-        path = self.shard_path(s, spatial)
         data = self.files.pread(path, nb, off)
-        native = self.stored_dtype.isnative
-        fresh = out is None or not native
-        dest = np.empty(shape, dtype=self.stored_dtype) if fresh else out
-        assert dest is not None
-        decode_chunk_into(data, dest, path, checksum=self.chunk_checksum, chunk=chunk)
-        if native:
+        if self.stored_dtype.isnative:
+            dest = np.empty(shape, dtype=self.dtype) if out is None else out
+            decode_chunk_into(data, dest, path, checksum=self.chunk_checksum, chunk=chunk)
             return dest
+        raw = np.empty(shape, dtype=self.stored_dtype)
+        decode_chunk_into(data, raw, path, checksum=self.chunk_checksum, chunk=chunk)
         if out is None:
-            return dest.astype(self.dtype)
-        out[...] = dest
+            return raw.astype(self.dtype)
+        out[...] = raw
         return out
 
     def _one_tile(
@@ -281,25 +298,39 @@ class DirectArray:
     ) -> np.ndarray | None:
         """The whole tile starting at ``lo``, decoded straight into ``out``; None if
         ``lo`` is not a tile corner."""
-        spatial = []
-        tiles = [s * self.shard_size + k]
-        flat = k
-        for a, t, g in zip(lo, self.tile_shape, self.tiles_per_shard, strict=True):
-            p, r = divmod(a, t)
-            if r:
-                return None
-            spatial.append(p // g)
-            tiles.append(p)
-            flat = flat * g + p % g
-        pos = tuple(spatial)
-        index = self._index(s, pos)
+        j = s * self.shard_size + k
+        if not any(lo):  # a small sample read whole: its first tile
+            zeros = self._zeros
+            path, index = self._indexes.get((s, *zeros)) or self._shard(s, zeros)
+            flat = k * self._tiles_in_shard
+            tiles: tuple[int, ...] = (j, *zeros)
+        else:
+            spatial = []
+            pos = [j]
+            flat = k
+            for a, t, g in zip(lo, self.tile_shape, self.tiles_per_shard, strict=True):
+                p, r = divmod(a, t)
+                if r:
+                    return None
+                spatial.append(p // g)
+                pos.append(p)
+                flat = flat * g + p % g
+            path, index = self._shard(s, tuple(spatial))
+            tiles = tuple(pos)
         entry = None if index is None else index[flat]
         if entry is None or entry[0] == MISSING:
             if out is None:
                 return np.full(self.tile_shape, self.fill_value, dtype=self.dtype)
             out[...] = self.fill_value
             return out
-        return self._decode(s, pos, entry, self.tile_shape, out, tuple(tiles))
+        return self._decode(path, entry, self.tile_shape, out, tiles)
+
+    def _scratch(self) -> np.ndarray:
+        """This thread's tile buffer (stored dtype), reused: no page faults per tile."""
+        scratch: np.ndarray | None = getattr(self._local, "tile", None)
+        if scratch is None:
+            scratch = self._local.tile = np.empty(self.tile_shape, dtype=self.stored_dtype)
+        return scratch
 
     def read_window(
         self,
@@ -315,8 +346,11 @@ class DirectArray:
         decoded and cropped. ``out`` (any strides) receives it if given.
         """
         shape = self.sample_shape
-        lo = (*start, *(0 for _ in shape[len(start) :]))
-        hi = (*stop, *shape[len(stop) :])
+        if len(start) == len(shape):
+            lo, hi = tuple(start), tuple(stop)
+        else:
+            lo = (*start, *(0 for _ in shape[len(start) :]))
+            hi = (*stop, *shape[len(stop) :])
         wshape = tuple(b - a for a, b in zip(lo, hi, strict=True))
         if not self.tiled:
             if wshape == shape and (out is None or out.flags.c_contiguous):
@@ -328,7 +362,8 @@ class DirectArray:
             return out
         s, k = divmod(j, self.shard_size)
         tile, per = self.tile_shape, self.tiles_per_shard
-        if wshape == tile and (out is None or out.flags.c_contiguous):
+        cache = self.tile_cache
+        if wshape == tile and cache is None and (out is None or out.flags.c_contiguous):
             one = self._one_tile(s, k, lo, out)  # the common case, without the loop
             if one is not None:
                 return one
@@ -336,41 +371,148 @@ class DirectArray:
             out = np.empty(wshape, dtype=self.dtype)
         if 0 in wshape:
             return out
-        # Per axis, for each tile the window touches: its shard position along
-        # the axis, its position inside the shard, where it goes in ``out`` and
-        # which part of it does.
-        axes = []
-        for a, b, t, g, n in zip(lo, hi, tile, per, shape, strict=True):
-            steps = []
-            for p in range(a // t, (b - 1) // t + 1):
-                t0 = p * t
-                i0, i1 = max(a, t0), min(b, t0 + t, n)
-                steps.append((p // g, p % g, slice(i0 - a, i1 - a), slice(i0 - t0, i1 - t0), p))
-            axes.append(steps)
-        scratch = None
-        for combo in itertools.product(*axes):
-            spatial = tuple(c[0] for c in combo)
-            flat = k
-            for c, g in zip(combo, per, strict=True):
-                flat = flat * g + c[1]
-            dst = out[tuple(c[2] for c in combo)]
-            index = self._index(s, spatial)
-            entry = None if index is None else index[flat]
+        base = k * self._tiles_in_shard
+        shards = self._indexes
+        jobs = []
+        for spatial, rel, where, part, prefix, pos in _window_plan(lo, hi, tile, per, shape):
+            got = shards.get((s, *spatial))
+            path, index = self._shard(s, spatial) if got is None else got
+            entry = None if index is None else index[base + rel]
             if entry is None or entry[0] == MISSING:
-                dst[...] = self.fill_value
+                out[where] = self.fill_value
                 continue
-            chunk = (j, *(c[4] for c in combo))
-            if dst.shape == tile and dst.flags.c_contiguous:
-                self._decode(s, spatial, entry, tile, dst, chunk)  # the whole tile, in place
-                continue
-            if scratch is None:
-                scratch = getattr(self._local, "tile", None)
-                if scratch is None or not self.stored_dtype.isnative:
-                    scratch = np.empty(tile, dtype=self.stored_dtype)
-                    self._local.tile = scratch
-            full = self._decode(s, spatial, entry, tile, scratch, chunk)
-            dst[...] = full[tuple(c[3] for c in combo)]
+            jobs.append((path, entry[0], entry[1], where, part, prefix, pos))
+        if cache is not None:
+            self._read_cached(j, jobs, out, cache)
+            return out
+        if self.shard_size == 1 and len(jobs) > 1:
+            # A shard of one sample (a region of a big one) stores its tiles in
+            # Morton order, so neighbours often lie next to each other: read
+            # each run of adjacent tiles with one request. (With more samples
+            # per shard the sample axis interleaves them, so none do.)
+            self._read_runs(j, sorted(jobs, key=_by_place), out)
+            return out
+        pread = self.files.pread
+        for path, off, nb, where, part, prefix, pos in jobs:
+            self._decode_part(pread(path, nb, off), path, out[where], part, prefix, (j, *pos))
         return out
+
+    def _read_cached(self, j: int, jobs: list[Any], out: np.ndarray, cache: TileCache) -> None:
+        """Decode ``jobs`` through ``cache``: whole tiles, each decoded once while kept."""
+        for path, off, nb, where, part, _, pos in jobs:
+            key = (self.path, j, pos)
+            tile = cache.get(key)
+            if tile is None:
+                tile = self._decode(path, (off, nb), self.tile_shape, None, (j, *pos))
+                cache.put(key, tile)
+            out[where] = tile[part]
+
+    def _read_runs(self, j: int, jobs: list[Any], out: np.ndarray) -> None:
+        """Decode ``jobs`` (sorted by file and offset), each run of adjacent ones
+        read with one ``pread``."""
+        n_jobs = len(jobs)
+        i = 0
+        while i < n_jobs:
+            path, first, end = jobs[i][0], jobs[i][1], jobs[i][1] + jobs[i][2]
+            e = i + 1
+            while e < n_jobs and jobs[e][0] == path and jobs[e][1] == end:
+                end += jobs[e][2]
+                e += 1
+            data = self.files.pread(path, end - first, first)
+            run = np.frombuffer(data, dtype=np.uint8)
+            for _, off, nb, where, part, prefix, pos in jobs[i:e]:
+                raw = data if e - i == 1 else run[off - first : off - first + nb]
+                self._decode_part(raw, path, out[where], part, prefix, (j, *pos))
+            i = e
+
+    def _decode_part(
+        self,
+        data: Any,
+        path: str,
+        dst: np.ndarray,
+        part: tuple[slice, ...],
+        prefix: int,
+        chunk: tuple[int, ...],
+    ) -> None:
+        """Decode one tile's bytes ``data`` and put its ``part`` into ``dst``.
+
+        A whole tile goes straight into ``dst`` when it can; otherwise it is
+        decoded into this thread's scratch tile. A part that ends in the first
+        rows of a checksummed tile (the chunk is checked whole first, so no
+        check is lost) stops decoding after its last element, ``prefix`` (C
+        order), when that is less than half of a tile of several zstd blocks:
+        zstd decodes whole blocks, and a bounded decode goes through its
+        internal buffer, which costs more than skipping a few blocks saves.
+        """
+        if part == self._whole_tile and self._native and dst.flags.c_contiguous:
+            decode_chunk_into(data, dst, path, checksum=self.chunk_checksum, chunk=chunk)
+            return
+        scratch = self._scratch()
+        nbytes = prefix * self._itemsize
+        limit = nbytes if nbytes < self._prefix_limit and self.chunk_checksum else None
+        decode_chunk_into(
+            data, scratch, path, checksum=self.chunk_checksum, chunk=chunk, prefix=limit
+        )
+        dst[...] = scratch[part]
+
+
+def _by_place(job: tuple[Any, ...]) -> tuple[str, int]:
+    return job[0], job[1]
+
+
+#: zstd's largest block (128 KiB): a frame decodes block by block.
+_ZSTD_BLOCK = 1 << 17
+
+
+@functools.lru_cache(maxsize=512)
+def _window_plan(
+    lo: tuple[int, ...],
+    hi: tuple[int, ...],
+    tile: tuple[int, ...],
+    per: tuple[int, ...],
+    shape: tuple[int, ...],
+) -> tuple[
+    tuple[tuple[int, ...], int, tuple[slice, ...], tuple[slice, ...], int, tuple[int, ...]], ...
+]:
+    """The tiles the window ``[lo, hi)`` of a sample of ``shape`` (tiles ``tile``, ``per``
+    tiles per shard along each axis) touches, C order.
+
+    Each: its shard's position in the spatial shard grid, its flat position in
+    the shard's tile grid (C order, after the sample axis), where its part goes
+    in the window, which part of the tile that is, how many elements of the
+    tile (C order) end with the part's last one, and the tile's coordinates.
+    The arrays of a store share tiles, so one patch computes this once.
+
+    >>> for _, rel, where, part, prefix, _ in _window_plan((6,), (10,), (4,), (3,), (12,)):
+    ...     print(rel, where[0], part[0], prefix)
+    1 slice(0, 2, None) slice(2, 4, None) 4
+    2 slice(2, 4, None) slice(0, 2, None) 2
+    """
+    axes = []
+    for a, b, t, g, n in zip(lo, hi, tile, per, shape, strict=True):
+        steps = []
+        for p in range(a // t, (b - 1) // t + 1):
+            t0 = p * t
+            i0, i1 = max(a, t0), min(b, t0 + t, n)
+            steps.append((p // g, p % g, slice(i0 - a, i1 - a), slice(i0 - t0, i1 - t0), p))
+        axes.append(steps)
+    plan = []
+    for combo in itertools.product(*axes):
+        rel = last = 0
+        for c, g, t in zip(combo, per, tile, strict=True):
+            rel = rel * g + c[1]
+            last = last * t + c[3].stop - 1
+        plan.append(
+            (
+                tuple(c[0] for c in combo),
+                rel,
+                tuple(c[2] for c in combo),
+                tuple(c[3] for c in combo),
+                last + 1,
+                tuple(c[4] for c in combo),
+            )
+        )
+    return tuple(plan)
 
 
 class ZarrArray:

@@ -16,6 +16,20 @@ __all__ = ["MAX_OPEN_FILES", "LocalFiles", "RemoteFiles", "ShardFiles"]
 MAX_OPEN_FILES = 256
 
 
+#: This process's id, updated in a forked child (no ``getpid`` system call per
+#: read; without ``fork`` there is no child to update).
+_PID = os.getpid()
+
+
+def _after_fork() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def _pread(fd: int, n: int, offset: int) -> bytes:
     """``n`` bytes at ``offset``; without ``os.pread`` (Windows) the caller's lock serialises."""
     if hasattr(os, "pread"):
@@ -36,12 +50,12 @@ class LocalFiles:
         self._init()
 
     def _init(self) -> None:
-        self._pid = os.getpid()
+        self._pid = _PID
         self._fds: OrderedDict[str, int] = OrderedDict()
         self.lock = threading.Lock()
 
     def _check_pid(self) -> None:
-        if self._pid != os.getpid():
+        if self._pid != _PID:
             self._init()  # inherited descriptors belong to the parent: leave them
 
     def fd(self, path: str) -> int:

@@ -25,7 +25,8 @@ import numpy as np
 
 from maskprep.errors import StoreError
 from maskprep.intensity import IntensityStats
-from maskprep.reader.arrays import SampleSource, open_array, zarr_open
+from maskprep.reader.arrays import DirectArray, SampleSource, open_array, zarr_open
+from maskprep.reader.cache import TileCache
 from maskprep.reader.files import MAX_OPEN_FILES, LocalFiles, RemoteFiles, ShardFiles
 from maskprep.reader.order import check_int, epoch_order
 from maskprep.reader.training import FALLBACK_LOCATIONS, TrainingReads
@@ -63,6 +64,8 @@ class Shards(TrainingReads):
     store's ``zarr.json`` is ``stat``-ed after each read, an object store's
     metadata is read again when a read first touches a shard file or fails.
     """
+
+    _tile_cache: TileCache | None = None  # cache_tiles() sets it
 
     def __init__(
         self,
@@ -376,6 +379,32 @@ class Shards(TrainingReads):
         zeros = (0,) * len(shape)
         return {name: self._source(name).read_window(j, zeros, shape) for name in names}
 
+    def cache_tiles(self, nbytes: int) -> TileCache | None:
+        """Keep up to ``nbytes`` of decoded tiles between reads (0: none, the default).
+
+        For a tiled store (format 2) read in many patches of the same big
+        samples: a tile is then decoded once while it is kept, least recently
+        used tiles go first. One cache serves every array of this reader;
+        each DataLoader worker (a pickled copy) starts with an empty one of
+        the same size. Returns the cache (its ``hits`` and ``misses``), or
+        None when switched off.
+
+        Examples
+        --------
+        >>> from maskprep import example_store
+        >>> shards = open_shards(example_store(n_images=1, size=(16, 16), tile=8))
+        >>> cache = shards.cache_tiles(2**20)
+        >>> _ = shards.patch(0, (2, 2), (8, 8)); _ = shards.patch(0, (3, 3), (8, 8))
+        >>> cache.hits == cache.misses > 0  # the second patch decodes nothing
+        True
+        """
+        cache = TileCache(nbytes) if nbytes else None
+        self._tile_cache = cache
+        for src in (*self._sources.values(), *self._more_sources.values()):
+            if isinstance(src, DirectArray):
+                src.tile_cache = cache
+        return cache
+
     def _source(self, name: str) -> SampleSource:
         """The reader of array ``name``: one opened with the view, else opened now
         (any stored array, and ``class_locations``)."""
@@ -385,6 +414,8 @@ class Shards(TrainingReads):
             if name not in known:
                 raise ValueError(f"the store has no array {name!r}")
             src = open_array(self.location, name, self._files, self._backend)
+            if isinstance(src, DirectArray):
+                src.tile_cache = self._tile_cache
             self._more_sources[name] = src
         return src
 

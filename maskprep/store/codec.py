@@ -80,6 +80,10 @@ def _crc32c_impl() -> Callable[[Any], int] | None:
         return None
 
 
+#: The crc32c function, looked up once (None without an implementation).
+_CRC32C = _crc32c_impl()
+
+
 def crc32c(data: bytes) -> int:
     """CRC-32C of ``data`` (the shard index checksum); ImportError without an implementation.
 
@@ -411,8 +415,9 @@ def _chunk_name(chunk: tuple[int, ...] | None) -> str:
 CRC32C_RESIDUE = 0x48674BC7
 
 
-def _checked(data: bytes, path: str, chunk: tuple[int, ...] | None) -> memoryview:
-    """``data`` without its trailing crc32c, which must match; StoreError otherwise.
+def _checked(data: Any, path: str, chunk: tuple[int, ...] | None) -> Any:
+    """``data`` (bytes, or a 1-D uint8 array viewing them) without its trailing
+    crc32c, which must match; StoreError otherwise.
 
     One CRC over the whole chunk (:data:`CRC32C_RESIDUE`): nothing is copied.
     """
@@ -422,24 +427,53 @@ def _checked(data: bytes, path: str, chunk: tuple[int, ...] | None) -> memoryvie
             f"{path}: {_chunk_name(chunk)} fails its crc32c checksum (the shard file is "
             "corrupt; restore it or rebuild the store)"
         )
-    return memoryview(data)[:n]
+    return data[:n] if isinstance(data, np.ndarray) else memoryview(data)[:n]
+
+
+def _declared_size(frame: Any) -> int | None:
+    """:func:`frame_content_size`, by python-zstandard's C parser when installed."""
+    if _zstandard is None:
+        return frame_content_size(bytes(frame[:18]))
+    try:
+        size = int(_zstandard.frame_content_size(frame))
+    except Exception:  # not a zstd frame header: decompressing it says what is wrong
+        return None
+    return None if size < 0 else size
+
+
+def _read_into(reader: Any, view: Any, wanted: int, got: int = 0) -> int:
+    """Bytes of ``view`` (``wanted`` long, ``got`` already there) filled from ``reader``."""
+    while got < wanted:
+        k = reader.readinto(view[got:])
+        if not k:
+            break
+        got += k
+    return got
 
 
 def decode_chunk_into(
-    data: bytes,
+    data: Any,
     dest: np.ndarray,
     path: str,
     *,
     checksum: bool = False,
     chunk: tuple[int, ...] | None = None,
+    prefix: int | None = None,
 ) -> None:
     """Decompress one zstd frame into C-contiguous ``dest``; its size must match exactly.
 
-    With ``checksum``, ``data`` ends with the frame's crc32c (zarr's
-    ``crc32c`` codec), checked before anything is decompressed. ``chunk``
-    (the chunk's coordinates in the array's chunk grid) is named in errors.
-    Raises StoreError (naming ``path``) if the checksum fails, or the frame
-    is corrupt or of another size.
+    ``data`` is the chunk's bytes (or a 1-D uint8 array viewing them). With
+    ``checksum``, it ends with the frame's crc32c (zarr's ``crc32c``
+    codec), checked before anything is decompressed. ``chunk`` (the chunk's
+    coordinates in the array's chunk grid) is named in errors. Raises
+    StoreError (naming ``path``) if the checksum fails, or the frame is
+    corrupt or of another size.
+
+    ``prefix`` (bytes, with ``checksum`` only) asks for just the first
+    ``prefix`` bytes of ``dest``: zstd decodes a frame front to back, so it
+    stops there (the rest of ``dest`` is left as it was). The checksum covers
+    the whole chunk, so a damaged chunk is refused all the same; a frame that
+    declares another size too.
 
     >>> raw = np.arange(6, dtype=np.uint8)
     >>> shard = encode_shard(raw[None], 1, 0, 3, checksum=True)
@@ -455,9 +489,16 @@ def decode_chunk_into(
     ...     print(str(e).split(" (the")[0])
     a/c/0/0: chunk (0, 0) fails its crc32c checksum
     """
-    frame: bytes | memoryview = _checked(data, path, chunk) if checksum else data
+    if checksum:  # _checked, inlined: this runs for every tile read
+        crc = _CRC32C
+        if len(data) < CHUNK_CHECKSUM_NBYTES or crc is None or crc(data) != CRC32C_RESIDUE:
+            _checked(data, path, chunk)  # raises the error
+        end = len(data) - CHUNK_CHECKSUM_NBYTES
+        frame = data[:end] if isinstance(data, np.ndarray) else memoryview(data)[:end]
+    else:
+        frame = data
     expected = dest.nbytes
-    declared = frame_content_size(frame)
+    declared = _declared_size(frame)
     if declared is not None and declared != expected:
         raise StoreError(
             f"{path}: {_chunk_name(chunk)} decompresses to {declared} bytes, expected "
@@ -468,14 +509,19 @@ def decode_chunk_into(
             dctx = getattr(_local, "dctx", None)
             if dctx is None:
                 dctx = _local.dctx = _zstandard.ZstdDecompressor()
-            view = dest.data.cast("B")
-            got = 0
-            with dctx.stream_reader(frame) as reader:
-                while got < expected:
-                    k = reader.readinto(view[got:])
-                    if not k:
-                        break
-                    got += k
+            reader = dctx.stream_reader(frame)
+            if prefix is not None and checksum and 0 <= prefix < expected:
+                # A shorter buffer stops decoding after the block that fills it;
+                # the frame's size was checked above and its bytes by the crc.
+                view = dest.reshape(-1).view(np.uint8)
+                got = _read_into(reader, view[:prefix], prefix)
+                got = expected if got == prefix else got
+            else:
+                # A buffer that holds the whole frame is decoded in one pass,
+                # straight into it (zstd's single-pass shortcut).
+                got = reader.readinto(dest)
+                if 0 < got < expected:
+                    got = _read_into(reader, dest.reshape(-1).view(np.uint8), expected, got)
         elif declared is not None:
             from numcodecs import zstd
 

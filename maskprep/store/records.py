@@ -111,8 +111,8 @@ class StoreRecords:
     Values are given (a build), or read from the store the first time each
     is used (:meth:`from_store`). Counts are read-only int64 arrays, the
     rest tuples. Records are immutable: :meth:`replace` returns new ones.
-    :meth:`columns` gives the arrays of format 3 and :meth:`summary` what
-    ``zarr.json`` says of them (shape and sha256 of each).
+    :meth:`summary` is what ``zarr.json`` says of format 3's arrays (shape
+    and sha256 of each) and :meth:`pending_files` their chunk files.
 
     Examples
     --------
@@ -144,7 +144,6 @@ class StoreRecords:
         self._read: Callable[[str], bytes | None] | None = None
         self._files: dict[str, bytes | None] = {}
         self._stored: set[tuple[str, str]] = set()
-        self._n = 0
         for name in RECORD_FIELDS:
             self._values[name] = _normalised(name, values.get(name, _EMPTY.get(name)))
         self._n = len(self._values["sample_ids"])

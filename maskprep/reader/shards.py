@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import operator
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,10 +25,11 @@ import numpy as np
 from maskprep.errors import StoreError
 from maskprep.intensity import IntensityStats
 from maskprep.reader.arrays import DirectArray, SampleSource, open_array, zarr_open
+from maskprep.reader.batches import BatchReads
 from maskprep.reader.cache import TileCache
 from maskprep.reader.files import MAX_OPEN_FILES, LocalFiles, RemoteFiles, ShardFiles
-from maskprep.reader.order import check_int, epoch_order
 from maskprep.reader.training import FALLBACK_LOCATIONS, TrainingReads
+from maskprep.reader.windows import WindowReads
 from maskprep.store import (
     CLASS_LOCATIONS,
     SHAPES_KEY,
@@ -47,7 +47,7 @@ _BACKENDS = ("auto", "direct", "zarr")
 _T = TypeVar("_T")
 
 
-class Shards(TrainingReads):
+class Shards(WindowReads, BatchReads, TrainingReads):
     """A complete maskprep store, indexable by sample.
 
     ``shards[i]`` is a dict of numpy arrays (``image``, ``labels``,
@@ -285,100 +285,6 @@ class Shards(TrainingReads):
             out[name] = full
         return out
 
-    def patch(
-        self,
-        i: int,
-        start: Sequence[int],
-        size: Sequence[int],
-        arrays: Sequence[str] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """A patch of sample ``i``: the window ``[start, start + size)`` of every array.
-
-        Parameters
-        ----------
-        i : int
-            Sample position in this view (negative counts from the end).
-        start : sequence of int
-            First pixel of the patch along each spatial axis; it may be
-            negative or lie beyond the sample (random crops near a border).
-        size : sequence of int
-            Patch extent along each spatial axis, each at least 1.
-        arrays : sequence of str, optional
-            Arrays to read, among those opened (default all).
-
-        Returns
-        -------
-        dict of str to numpy.ndarray
-            Each of shape ``size`` (the image and channel targets with their
-            channels last), freshly allocated. What lies outside the sample's
-            true shape is padding (:meth:`pad_value`: image 0, labels void,
-            instances 0, targets their fill value). A tiled store (format 2)
-            reads only the tiles the patch touches; otherwise the sample is
-            decoded and cropped.
-
-        Examples
-        --------
-        >>> from maskprep import example_store
-        >>> shards = open_shards(example_store(n_images=2, size=(16, 16), tile=8))
-        >>> p = shards.patch(0, start=(-4, 10), size=(8, 8), arrays=("image", "labels"))
-        >>> p["image"].shape, int(p["labels"][0, 0]), int(p["labels"][:, 6:].min())
-        ((8, 8), 255, 255)
-        """
-        start_t = self._axis_ints("start", start, self.ndim, None)
-        size_t = self._axis_ints("size", size, self.ndim, 1)
-        names = self.arrays if arrays is None else self._subset(arrays)
-        return self._watched(lambda: self._patch(i, start_t, size_t, names))
-
-    def _patch(
-        self, i: int, start_t: tuple[int, ...], size_t: tuple[int, ...], names: Sequence[str]
-    ) -> dict[str, np.ndarray]:
-        out = {
-            name: np.empty(
-                (1, *size_t, *self._sources[name].sample_shape[self.ndim :]),
-                self._sources[name].dtype,
-            )
-            for name in names
-        }
-        self._patch_into(i, start_t, size_t, names, out, 0)
-        return {name: a[0] for name, a in out.items()}
-
-    def _patch_into(
-        self,
-        i: int,
-        start: tuple[int, ...],
-        size: tuple[int, ...],
-        names: Sequence[str],
-        out: dict[str, np.ndarray],
-        slot: int,
-    ) -> None:
-        """The window ``[start, start + size)`` of sample ``i``'s arrays ``names`` into
-        ``out[name][slot]``, padded outside the sample."""
-        j = self._resolve(i)
-        shape = tuple(int(s) for s in self._shapes[j])
-        lo = tuple(max(a, 0) for a in start)
-        hi = tuple(min(a + n, m) for a, n, m in zip(start, size, shape, strict=True))
-        inside = all(a < b for a, b in zip(lo, hi, strict=True))
-        whole = (
-            inside and lo == start and all(b - a == n for a, b, n in zip(lo, hi, size, strict=True))
-        )
-        crop = tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, start, strict=True))
-        for name in names:
-            src = self._source(name)
-            dst = out[name][slot]
-            if whole:
-                src.read_window(j, lo, hi, dst)
-                continue
-            dst[...] = self.pad_value(name)
-            if inside:
-                src.read_window(j, lo, hi, dst[crop])
-
-    def _patch_arrays(self, i: int, names: Sequence[str]) -> dict[str, np.ndarray]:
-        """Sample ``i``'s arrays ``names`` (any stored ones), cropped to its true shape."""
-        j = self._resolve(i)
-        shape = tuple(int(s) for s in self._shapes[j])
-        zeros = (0,) * len(shape)
-        return {name: self._source(name).read_window(j, zeros, shape) for name in names}
-
     def cache_tiles(self, nbytes: int) -> TileCache | None:
         """Keep up to ``nbytes`` of decoded tiles between reads (0: none, the default).
 
@@ -419,169 +325,9 @@ class Shards(TrainingReads):
             self._more_sources[name] = src
         return src
 
-    @staticmethod
-    def _axis_ints(
-        what: str, values: Sequence[int], ndim: int, least: int | None
-    ) -> tuple[int, ...]:
-        try:
-            out = tuple(operator.index(v) for v in values)
-        except TypeError:
-            raise TypeError(
-                f"{what} must be a sequence of {ndim} integers, got {values!r}"
-            ) from None
-        if len(out) != ndim:
-            raise ValueError(f"{what} must have {ndim} values (one per spatial axis), got {out}")
-        if least is not None and min(out) < least:
-            raise ValueError(f"{what} must be at least {least} along every axis, got {out}")
-        return out
-
-    def _subset(self, arrays: Sequence[str]) -> tuple[str, ...]:
-        names = (arrays,) if isinstance(arrays, str) else tuple(arrays)
-        unknown = [a for a in names if a not in self._sources]
-        if unknown or not names or len(set(names)) != len(names):
-            raise ValueError(
-                f"arrays must be distinct names among {', '.join(self.arrays)}, got {list(names)}"
-            )
-        return names
-
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):
             yield self[i]
-
-    def read_batch(self, indices: Iterable[int], *, threads: int = 1) -> dict[str, np.ndarray]:
-        """Samples ``indices`` (positions in this view) stacked into one batch.
-
-        Arrays are stacked to the largest true shape in the batch; the rest is
-        padded with :meth:`pad_value` (labels void, everything else 0), so
-        padding is ignored by a void-aware, weighted loss. The batch also holds
-        ``shape`` (``(B, ndim)`` int64 true shapes) and ``index`` (``(B,)``
-        int64, the positions given; ``shards.sample_ids[k]`` names them).
-        ``threads > 1`` decodes samples in that many threads (zstd releases
-        the GIL).
-
-        Examples
-        --------
-        >>> from maskprep import example_store
-        >>> store = example_store(n_images=3)
-        >>> batch = open_shards(store).read_batch([2, 0])
-        >>> batch["labels"].shape, batch["index"].tolist()
-        ((2, 16, 16), [2, 0])
-        """
-        threads = check_int("threads", threads, 1)
-        pos = np.asarray([operator.index(i) for i in indices], dtype=np.int64).reshape(-1)
-        n = len(self)
-        if pos.size and ((pos < -n) | (pos >= n)).any():
-            raise IndexError(f"sample index out of range for {n} samples")
-        if threads == 1:
-            return self._read_batch(pos % max(n, 1), None)
-        with ThreadPoolExecutor(threads) as pool:
-            return self._read_batch(pos % max(n, 1), pool)
-
-    def _read_batch(
-        self, pos: np.ndarray, pool: ThreadPoolExecutor | None
-    ) -> dict[str, np.ndarray]:
-        return self._watched(lambda: self._decode_batch(pos, pool))
-
-    def _decode_batch(
-        self, pos: np.ndarray, pool: ThreadPoolExecutor | None
-    ) -> dict[str, np.ndarray]:
-        store_idx = self._index[pos]
-        shapes = self._shapes[store_idx]
-        ndim = self.ndim
-        bshape = tuple(int(m) for m in shapes.max(axis=0)) if pos.size else (0,) * ndim
-        out: dict[str, np.ndarray] = {}
-        jobs = []
-        for name, src in self._sources.items():
-            full = src.sample_shape
-            buf = np.empty((pos.size, *bshape, *full[ndim:]), dtype=src.dtype)
-            out[name] = buf
-            whole = bshape == full[:ndim]
-            for b, j in enumerate(store_idx.tolist()):
-                shape = tuple(int(s) for s in shapes[b])
-                jobs.append((src, name, b, j, shape, whole and shape == bshape))
-        if pool is None:
-            for job in jobs:
-                self._fill(out, *job)
-        else:
-            for f in [pool.submit(self._fill, out, *job) for job in jobs]:
-                f.result()
-        out["shape"] = shapes.copy()
-        out["index"] = pos
-        return out
-
-    def _fill(
-        self,
-        out: dict[str, np.ndarray],
-        src: SampleSource,
-        name: str,
-        b: int,
-        j: int,
-        shape: tuple[int, ...],
-        direct: bool,
-    ) -> None:
-        slot = out[name][b]
-        if direct and not src.tiled:  # same shape as the stored chunk: decode straight in
-            src.read(j, slot)
-            return
-        crop = tuple(slice(0, s) for s in shape)
-        if shape != slot.shape[: len(shape)]:
-            slot[...] = self.pad_value(name)
-        if src.tiled:  # only the tiles inside the true shape
-            src.read_window(j, (0,) * len(shape), shape, slot[crop])
-            return
-        full = src.read(j)
-        slot[crop] = full[crop]
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        shuffle: bool = True,
-        seed: int | None = None,
-        epoch: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        drop_last: bool = False,
-        threads: int = 1,
-    ) -> Iterator[dict[str, np.ndarray]]:
-        """Iterate one epoch of this view in stacked batches (see :meth:`read_batch`).
-
-        Every rank of ``world_size`` draws the same permutation from ``seed``
-        and ``epoch`` (pass the same seed everywhere, a new epoch number each
-        epoch) and reads a disjoint part of it: together the ranks read every
-        sample exactly once. Ranks may get one batch more than others and the
-        last batch may be short unless ``drop_last``, which gives every rank
-        the same number of full batches and skips the remainder (see
-        :func:`epoch_order`). ``shuffle=False`` reads in store order.
-
-        Examples
-        --------
-        >>> from maskprep import example_store
-        >>> store = example_store(n_images=5)
-        >>> shards = open_shards(store, arrays=("image", "labels", "weights"))
-        >>> for batch in shards.batches(2, seed=0, rank=1, world_size=2):
-        ...     print(sorted(batch), batch["weights"].shape)
-        ['image', 'index', 'labels', 'shape', 'weights'] (2, 16, 16)
-        ['image', 'index', 'labels', 'shape', 'weights'] (1, 16, 16)
-        """
-        order = epoch_order(
-            len(self),
-            batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            epoch=epoch,
-            rank=rank,
-            world_size=world_size,
-            drop_last=drop_last,
-        )
-        threads = check_int("threads", threads, 1)
-        if threads == 1:
-            for positions in order:
-                yield self._read_batch(positions, None)
-            return
-        with ThreadPoolExecutor(threads) as pool:
-            for positions in order:
-                yield self._read_batch(positions, pool)
 
     def close(self) -> None:
         """Close open shard files (reading again reopens them)."""

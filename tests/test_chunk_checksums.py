@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import zarr
 
-import maskprep.pipeline.build as build_module
+import maskprep.pipeline.first_pass as first_pass
 import maskprep.store.codec as codec_mod
 from maskprep import (
     BuildConfig,
@@ -233,14 +233,14 @@ def test_verify_names_the_corrupt_chunk_and_its_sample(store: Path) -> None:
 def test_format_2_stores_without_checksums_still_read_and_reweight(
     pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = build_module.plan_layout
+    real = first_pass.plan_layout
 
     def without_checksums(*args: Any, **kwargs: Any) -> StoreLayout:
         return replace(real(*args, **kwargs), chunk_checksum=False)
 
     data = make_sample(tmp_path / "d", n_images=5, size=(16, 16))
     old = tmp_path / "old.zarr"
-    monkeypatch.setattr(build_module, "plan_layout", without_checksums)
+    monkeypatch.setattr(first_pass, "plan_layout", without_checksums)
     build_weights(data, old, CFG, scheduler="sync")
     monkeypatch.undo()
     assert _inner_codecs(old, "weights") == ["bytes", "zstd"]

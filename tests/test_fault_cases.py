@@ -108,14 +108,14 @@ def _dead_pid() -> int:
 
 def _after_pass_1(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
     """Run ``action`` once, after pass 1 of the next build has finished."""
-    real = build_module._scan
+    real = build_module.scan_dataset
 
     def scan_then_act(*args: Any, **kwargs: Any) -> Any:
         out = real(*args, **kwargs)
         action()
         return out
 
-    monkeypatch.setattr(build_module, "_scan", scan_then_act)
+    monkeypatch.setattr(build_module, "scan_dataset", scan_then_act)
 
 
 # -- item 1: --overwrite builds aside and replaces only on success ---------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import itertools
 import json
 import os
 import threading
@@ -16,6 +14,8 @@ import numpy as np
 from maskprep.errors import StoreError
 from maskprep.reader.cache import TileCache
 from maskprep.reader.files import RemoteFiles, ShardFiles
+from maskprep.reader.tiles import ZSTD_BLOCK, window_plan
+from maskprep.reader.zarr_backend import ZarrArray, zarr_open
 from maskprep.store import (
     MISSING,
     Location,
@@ -186,7 +186,7 @@ class DirectArray:
         self._whole_tile = tuple(slice(0, t) for t in self.tile_shape)
         tile_nbytes = int(np.prod(self.tile_shape)) * base.itemsize
         # A tile of one zstd block decodes whole however little of it is read.
-        self._prefix_limit = tile_nbytes // 2 if tile_nbytes > _ZSTD_BLOCK else 0
+        self._prefix_limit = tile_nbytes // 2 if tile_nbytes > ZSTD_BLOCK else 0
         self._itemsize = base.itemsize
         self._zeros = (0,) * len(self.tile_shape)
         self._native = stored.isnative
@@ -374,7 +374,7 @@ class DirectArray:
         base = k * self._tiles_in_shard
         shards = self._indexes
         jobs = []
-        for spatial, rel, where, part, prefix, pos in _window_plan(lo, hi, tile, per, shape):
+        for spatial, rel, where, part, prefix, pos in window_plan(lo, hi, tile, per, shape):
             got = shards.get((s, *spatial))
             path, index = self._shard(s, spatial) if got is None else got
             entry = None if index is None else index[base + rel]
@@ -458,132 +458,6 @@ class DirectArray:
 
 def _by_place(job: tuple[Any, ...]) -> tuple[str, int]:
     return job[0], job[1]
-
-
-#: zstd's largest block (128 KiB): a frame decodes block by block.
-_ZSTD_BLOCK = 1 << 17
-
-
-@functools.lru_cache(maxsize=512)
-def _window_plan(
-    lo: tuple[int, ...],
-    hi: tuple[int, ...],
-    tile: tuple[int, ...],
-    per: tuple[int, ...],
-    shape: tuple[int, ...],
-) -> tuple[
-    tuple[tuple[int, ...], int, tuple[slice, ...], tuple[slice, ...], int, tuple[int, ...]], ...
-]:
-    """The tiles the window ``[lo, hi)`` of a sample of ``shape`` (tiles ``tile``, ``per``
-    tiles per shard along each axis) touches, C order.
-
-    Each: its shard's position in the spatial shard grid, its flat position in
-    the shard's tile grid (C order, after the sample axis), where its part goes
-    in the window, which part of the tile that is, how many elements of the
-    tile (C order) end with the part's last one, and the tile's coordinates.
-    The arrays of a store share tiles, so one patch computes this once.
-
-    >>> for _, rel, where, part, prefix, _ in _window_plan((6,), (10,), (4,), (3,), (12,)):
-    ...     print(rel, where[0], part[0], prefix)
-    1 slice(0, 2, None) slice(2, 4, None) 4
-    2 slice(2, 4, None) slice(0, 2, None) 2
-    """
-    axes = []
-    for a, b, t, g, n in zip(lo, hi, tile, per, shape, strict=True):
-        steps = []
-        for p in range(a // t, (b - 1) // t + 1):
-            t0 = p * t
-            i0, i1 = max(a, t0), min(b, t0 + t, n)
-            steps.append((p // g, p % g, slice(i0 - a, i1 - a), slice(i0 - t0, i1 - t0), p))
-        axes.append(steps)
-    plan = []
-    for combo in itertools.product(*axes):
-        rel = last = 0
-        for c, g, t in zip(combo, per, tile, strict=True):
-            rel = rel * g + c[1]
-            last = last * t + c[3].stop - 1
-        plan.append(
-            (
-                tuple(c[0] for c in combo),
-                rel,
-                tuple(c[2] for c in combo),
-                tuple(c[3] for c in combo),
-                last + 1,
-                tuple(c[4] for c in combo),
-            )
-        )
-    return tuple(plan)
-
-
-class ZarrArray:
-    """Reads one array through zarr-python (any codec chain, any fsspec location)."""
-
-    backend = "zarr"
-    tiled = False
-    indexes_read = 0  # zarr-python reads shard indexes itself
-
-    def __init__(self, loc: Location, name: str) -> None:
-        self.name = name
-        self.loc = loc
-        self._array: Any = None
-        arr = self._open()
-        shape = tuple(int(n) for n in arr.shape)
-        self.n_samples = shape[0]
-        self.sample_shape: tuple[int, ...] = shape[1:]
-        self.dtype: np.dtype[Any] = np.dtype(np.dtype(arr.dtype).newbyteorder("=").str)
-
-    def _open(self) -> Any:
-        if self._array is None:
-            self._array = zarr_open(self.loc, self.name)
-        return self._array
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_array": None}
-
-    def _get(self, key: Any, j: int) -> np.ndarray:
-        """``array[key]`` of sample ``j``; zarr's decode errors (a failed crc32c
-        among them) become a StoreError naming the array and sample."""
-        try:
-            return np.asarray(self._open()[key])
-        except StoreError:
-            raise
-        except Exception as e:
-            where = f"{self.loc}/{self.name}"
-            raise StoreError(f"{where}: sample {j} cannot be decoded ({e})") from None
-
-    def read(self, j: int, out: np.ndarray | None = None) -> np.ndarray:
-        a = self._get(j, j)
-        if out is None:
-            if not a.dtype.isnative or not a.flags.writeable:
-                return a.astype(self.dtype)
-            return a.view(self.dtype)  # zarr says '<f4': give the canonical 'float32'
-        out[...] = a
-        return out
-
-    def read_window(
-        self,
-        j: int,
-        start: tuple[int, ...],
-        stop: tuple[int, ...],
-        out: np.ndarray | None = None,
-    ) -> np.ndarray:
-        window = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
-        a = self._get((j, *window), j)
-        if out is None:
-            return np.array(a, dtype=self.dtype)
-        out[...] = a
-        return out
-
-
-def zarr_open(loc: Location, name: str) -> Any:
-    import zarr
-
-    try:
-        if loc.is_local:
-            return zarr.open_array(str(loc.path / name), mode="r")
-        return zarr.open_array(loc.zarr_store(read_only=True), path=name, mode="r")
-    except Exception as e:
-        raise StoreError(f"{loc}/{name}: cannot open array ({e})") from None
 
 
 def _try_direct(make: Callable[[], DirectArray], where: str, backend: str) -> DirectArray | None:

@@ -38,6 +38,8 @@ _U63 = np.uint64(63)
 #: the zero words on each side of a crop row (they hold the x guard).
 _GUARD = 2
 _GUARD_WORDS = 2
+#: The shift of an unsafe step's entry (a real shift is 0..63).
+_UNSAFE = 64
 #: ``(bit * _DEBRUIJN) >> 58`` is distinct for each of the 64 single bits.
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
 _DEBRUIJN_TABLE = np.zeros(64, np.int64)
@@ -167,21 +169,21 @@ def _low_bit(x: np.uint64) -> int:
 
 @numba.njit(nogil=True, cache=True)
 def _entries(
-    off: np.ndarray, unsafe: np.ndarray, plane: int, row: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    off: np.ndarray, unsafe: np.ndarray, dist: np.ndarray, plane: int, row: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The steps of each ray a walk must test, as word offsets into a bit crop.
 
     A safe step whose nominal pixel is that of the step before (itself safe)
-    cannot end a walk, so it is left out. Returns per ray and entry (from 1):
-    the step, the offset in words from a pixel's word to the word holding its
-    pixel at that step (shifted right by ``shift`` bits, see
-    ``star_dist_rows``) and that shift. Entries past a ray's last step are
-    never reached: every walk has left the image there.
+    cannot end a walk, so it is left out. Returns per ray and entry (from
+    1): ``entry[r, e]`` the offset in words from a pixel's word to the word
+    holding its pixel at that step and the shift right that brings it to
+    the pixel's bit (see ``star_dist_rows``), or for an unsafe step the step
+    and 64; ``d[r, e]`` the distance of a walk ending there. Entries past a
+    ray's last step are never reached: every walk has left the image there.
     """
     n_rays, length, _ = off.shape
-    step = np.zeros((n_rays, length), np.int64)
-    word = np.zeros((n_rays, length), np.int64)
-    shift = np.zeros((n_rays, length), np.uint64)
+    entry = np.zeros((n_rays, length, 2), np.int64)
+    d = np.zeros((n_rays, length), np.float32)
     for r in range(n_rays):
         e = 0
         for n in range(1, length):
@@ -191,10 +193,14 @@ def _entries(
             if same and not unsafe[r, n]:
                 continue
             e += 1
-            step[r, e] = n
-            word[r, e] = off[r, n, 0] * plane + off[r, n, 1] * row + (off[r, n, 2] >> 6)
-            shift[r, e] = np.uint64(off[r, n, 2] & 63)
-    return step, word, shift
+            d[r, e] = dist[r, n]
+            if unsafe[r, n]:
+                entry[r, e, 0] = n
+                entry[r, e, 1] = _UNSAFE
+            else:
+                entry[r, e, 0] = off[r, n, 0] * plane + off[r, n, 1] * row + (off[r, n, 2] >> 6)
+                entry[r, e, 1] = off[r, n, 2] & 63
+    return entry, d
 
 
 @numba.njit(nogil=True, cache=True)
@@ -231,7 +237,7 @@ def star_dist_rows(
     row = (big[2] + 63) // 64 + 2 * _GUARD_WORDS
     plane = (big[1] + 2 * _GUARD) * row
     crop = np.zeros((big[0] + 2 * guard_z) * plane, np.uint64)
-    step, word, shift = _entries(off, unsafe, plane, row)
+    entry, edist = _entries(off, unsafe, dist, plane, row)
     of = out.ravel()
     for k in range(1, count + 1):
         lo = box[k, :, 0]
@@ -256,23 +262,25 @@ def star_dist_rows(
                     first = ((z * ny + y) * nx + x0) * n_rays
                     here = base + w
                     for r in range(n_rays):
+                        ent = entry[r]
+                        ray_dist = edist[r]
                         alive = pixels
                         e = 0
                         while alive != _U0:
                             e += 1
-                            n = step[r, e]
-                            if unsafe[r, n]:
+                            if ent[e, 1] == _UNSAFE:
+                                at = pos[r, ent[e, 0]]
                                 inside = _exact_step(
-                                    crop, alive, pos[r, n], (z, y, x0), lo, guard, plane, row
+                                    crop, alive, at, (z, y, x0), lo, guard, plane, row
                                 )
                             else:
-                                p = here + word[r, e]
-                                s = shift[r, e]
+                                p = here + ent[e, 0]
+                                s = np.uint64(ent[e, 1])
                                 # (hi << 1) << (63 - s): no shift by 64 when s == 0.
                                 inside = (crop[p] >> s) | ((crop[p + 1] << _U1) << (_U63 - s))
                             dead = alive & ~inside
                             alive &= inside
-                            d = dist[r, n]
+                            d = ray_dist[e]
                             while dead != _U0:
                                 b = _low_bit(dead)
                                 dead &= dead - _U1

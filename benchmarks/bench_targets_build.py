@@ -17,9 +17,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# This checkout's maskprep, not whichever one is installed (as bench_targets.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maskprep import BuildConfig, build_weights, make_sample
 

@@ -27,6 +27,11 @@ Peers:
   re-typed here as numpy slices: gunpowder pins zarr 2, so it cannot be
   installed next to maskprep (checked equal to gunpowder 1.4.4's own
   function, run in a separate environment, and about as fast).
+* ``cellpose``: ``cellpose.dynamics.masks_to_flows_gpu`` on the CPU device
+  (cellpose 4; the flows of ``labels_to_flows``), when cellpose is
+  importable (a test dependency). torch sums the last ``N % 16`` instance
+  pixels' neighbours in another order (see tests/test_cellpose_flows.py),
+  hence a difference in the last bits there.
 * ``void``: the border pixels found with numpy neighbour comparisons
   (``between``) or ``find_boundaries(mode="thick")`` (``around``), then
   ``scipy.ndimage.distance_transform_edt`` of their complement ``<= width``.
@@ -59,6 +64,14 @@ from maskprep.targets.distance import distance_map
 from maskprep.targets.hover import hover_maps
 from maskprep.targets.stardist import star_distances
 from maskprep.targets.voidband import void_border_mask
+
+try:
+    import torch
+    from cellpose.dynamics import masks_to_flows_gpu
+
+    from maskprep.targets.cellpose import cellpose_flows
+except ImportError:  # pragma: no cover - depends on the environment
+    masks_to_flows_gpu = None
 
 try:
     import edt as _edt  # type: ignore[import-not-found]  # noqa: F401
@@ -226,6 +239,20 @@ def main() -> None:
             lambda: np.moveaxis(numpy_affinities(lab, LONG_OFFSETS), 0, -1),
             fast,
         ),
+    ]
+    if masks_to_flows_gpu is not None:
+        rows.append(
+            (
+                "cellpose flows",
+                "cellpose masks_to_flows (CPU)",
+                lambda: cellpose_flows(lab),
+                lambda: np.moveaxis(
+                    masks_to_flows_gpu(lab, device=torch.device("cpu"))[0], 0, -1
+                ).astype(np.float32),
+                min(slow, 3),
+            )
+        )
+    rows += [
         (
             "void between w=3",
             "numpy seeds + scipy EDT",

@@ -344,6 +344,35 @@ def test_star_distances_exact_path_equal_stardist_cpp(
         np.testing.assert_array_equal(star_distances(lab, n_rays=30), want)
 
 
+def wide_cases() -> list[tuple[str, np.ndarray]]:
+    """Instances across the 64-pixel words of the row walks: full rows of 63-65, 128,
+    129 and 200 pixels, touching instances on a wide image, one id in several
+    pieces far apart (one box spanning others), a volume wider than a word."""
+    out = [(f"full-{w}", np.full((7, w), 3, np.int32)) for w in (63, 64, 65, 128, 129, 200)]
+    out.append(("touching-wide", touching((40, 230), 14, 9, np.int32)))
+    pieces = touching((30, 150), 10, 10, np.int32)
+    pieces[2:9, 3:20] = 5
+    pieces[20:28, 120:148] = 5
+    pieces[12, :] = 5
+    out.append(("pieces", pieces))
+    out.append(("touching-3d-wide", touching((6, 9, 140), 8, 11, np.int32)))
+    return out
+
+
+@pytest.mark.parametrize("exact", [False, True])
+@pytest.mark.parametrize(("name", "lab"), wide_cases(), ids=ids(wide_cases()))
+def test_star_distances_wide_instances_equal_stardist_cpp(
+    name: str, lab: np.ndarray, exact: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if exact:  # most steps through the per-pixel float32 path
+        monkeypatch.setattr(sd_mod, "_walk_eps", lambda shape: 0.45)
+    if lab.ndim == 2:
+        want = star_dist(sequential(lab), 24, mode="cpp")
+    else:
+        want = star_dist3D(sequential(lab), Rays_GoldenSpiral(24), mode="cpp")
+    np.testing.assert_array_equal(star_distances(lab, n_rays=24), want)
+
+
 def test_star_distances_ids_beyond_uint16() -> None:
     # stardist casts to uint16 first, where 7 and 65543 would merge.
     lab = np.zeros((6, 8), np.int64)

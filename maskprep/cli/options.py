@@ -353,7 +353,7 @@ def target_options(f: F) -> F:
                 show_default=",".join(default_of(bc, "targets")),
                 metavar="NAME[,NAME...]",
                 help="Training targets to store: weights, boundary, distance, stardist, "
-                "hover, affinities (or a plugin's).",
+                "hover, affinities, cellpose (or a plugin's).",
             ),
             *field_options(
                 bc,

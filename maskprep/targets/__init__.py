@@ -1,8 +1,8 @@
 """Targets: what a network is trained against, computed per sample from its instances.
 
 Owns the :class:`Target` protocol and registry: ``weights`` (class weight +
-U-Net border term), ``boundary``, ``distance``, ``stardist``, ``hover`` and
-``affinities``, one module each; third-party targets come through the
+U-Net border term), ``boundary``, ``distance``, ``stardist``, ``hover``,
+``affinities`` and ``cellpose``, one module each; third-party targets come through the
 ``maskprep.targets`` entry-point group and the border-term arithmetic's
 public entry points. Heavy arithmetic lives in :mod:`maskprep._kernels`.
 

@@ -171,7 +171,15 @@ TARGETS: Registry[Target] = Registry(
     group="maskprep.targets",
     builtins=tuple(
         f"maskprep.targets.{m}"
-        for m in ("weights", "boundary", "distance", "stardist", "hover", "affinities")
+        for m in (
+            "weights",
+            "boundary",
+            "distance",
+            "stardist",
+            "hover",
+            "affinities",
+            "cellpose",
+        )
     ),
 )
 

@@ -9,14 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from maskprep._kernels._stardist import (
-    chessboard_inside,
-    first_steps,
-    ray_tables,
-    star_dist_2d,
-    star_dist_3d,
-    steps_2d,
-)
+from maskprep._kernels._ids import dense_ids
+from maskprep._kernels._stardist import ray_tables, star_dist_rows, steps_2d
 from maskprep.targets._common import as_labels, as_spacing, instances_doc
 from maskprep.targets.base import TargetInput, simple_target
 
@@ -96,12 +90,12 @@ def star_distances(
     casts ids to uint16 first, so ids 65536 apart merge there; here every id
     stays distinct.
 
-    Each walk starts past the pixels the ray cannot leave the instance in
-    (those within the chessboard distance to the nearest other value), and
-    walks over precomputed per-ray offsets into a zero-padded copy: one load
-    and compare per step, no bounds checks. 2-3.4x faster than stardist's
-    C++ (OpenMP on both cores) on 1024^2 with one thread, 2.5-4x in 3D
-    (benchmarks/bench_targets.py, several runs).
+    Every pixel's walk visits the same offsets (precomputed per ray), so
+    the walks of up to 64 pixels of one row of one instance advance together
+    over a bit mask of that instance: one load, shift and AND per step for
+    all of them. 9.5x faster than stardist's C++ (OpenMP on both cores) on
+    1024^2 with one thread, 8.1x in 3D (benchmarks/bench_targets.py); the
+    per-pixel walk before it was 2-3.4x and 2.5-4x.
 
     Examples
     --------
@@ -126,13 +120,16 @@ def star_distances(
     if lab.size == 0:
         return np.zeros((*shape, int(n_rays)), np.float32)
     eps = _walk_eps(shape)
-    pos, delta, unsafe, dist = ray_tables(steps, np.asarray(shape, np.int64), eps, ndim == 2)
-    padded = np.pad(lab, 1)
-    inside = chessboard_inside(padded)
-    first = first_steps(pos, unsafe, int(inside.max()))
+    pos, off, unsafe, dist = ray_tables(steps, np.asarray(shape, np.int64), eps, ndim == 2)
     out = np.zeros((*shape, int(n_rays)), np.float32)
-    kernel = star_dist_2d if ndim == 2 else star_dist_3d
-    kernel(padded, pos, delta, unsafe, dist, inside, first, out)
+    idx = np.empty(shape, np.int32)
+    count = dense_ids(lab, idx)
+    if ndim == 2:  # one plane of a volume whose rays never leave it
+        idx, out = idx[None], out[None]
+        pos = np.concatenate([np.zeros_like(pos[..., :1]), pos], axis=-1)
+        off = np.concatenate([np.zeros_like(off[..., :1]), off], axis=-1)
+    star_dist_rows(idx, count, pos, off, unsafe, dist, 0 if ndim == 2 else 2, out)
+    return out if ndim == 3 else out[0]
     return out
 
 

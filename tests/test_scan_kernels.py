@@ -145,3 +145,23 @@ def test_pieces_hypothesis(instances: np.ndarray) -> None:
     assert count_instances(np.abs(instances)) == int(
         np.unique(instance_pieces(np.abs(instances))).size
     )
+
+
+@pytest.mark.parametrize("num_classes", [1, 2, 3, 8, 9, 40])
+@pytest.mark.parametrize("void_label", [0, 1, 255, 300])
+def test_count_classes_equals_bincount(num_classes: int, void_label: int) -> None:
+    """Both paths of count_classes (per-class comparisons, chunked bincount) against
+    one np.bincount, on images bigger than a chunk, with void and stray values."""
+    from maskprep.weighting import count_classes
+
+    rng = np.random.default_rng(num_classes * 1000 + void_label)
+    dtype = np.uint16 if void_label > 255 else np.uint8
+    for size in (0, 7, (1 << 20) + 3, 3 * (1 << 20)):
+        labels = rng.integers(0, num_classes + 2, size).astype(dtype)
+        labels[rng.random(size) < 0.1] = void_label
+        labels = labels.reshape((-1, 1) if size % 2 else (1, -1))
+        ref = np.bincount(labels.ravel(), minlength=max(num_classes, void_label + 1))
+        ref[void_label] = 0
+        got = count_classes(labels, void_label, num_classes)
+        assert got.dtype == np.int64
+        assert got.tolist() == ref[:num_classes].tolist()

@@ -121,7 +121,7 @@ def instance_pieces(instances: np.ndarray) -> np.ndarray:
 def split_instances(instances: np.ndarray) -> list[int]:
     """Ids whose pixels form more than one connected piece (full connectivity), ascending.
 
-    >>> split_instances(np.array([[5, 0, 5], [0, 7, 0]], dtype=np.int32))  # 7 joins nothing
+    >>> split_instances(np.array([[5, 0, 7], [0, 5, 0]], dtype=np.int32))  # diagonals touch
     []
     >>> split_instances(np.array([[5, 0, 5], [0, 0, 0]], dtype=np.int32))
     [5]

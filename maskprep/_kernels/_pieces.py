@@ -23,7 +23,7 @@ import numpy as np
 __all__ = ["piece_ids"]
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True)
 def _find(parent: np.ndarray, i: int) -> int:
     while parent[i] != i:
         parent[i] = parent[parent[i]]  # path halving

@@ -102,7 +102,7 @@ def test_build_with_compression_threads_is_byte_identical(
                 spacing=(2.0, 1.0, 1.0),
                 sigma=2.0,
                 shard_size=2,
-                targets=("weights", "boundary"),
+                targets=("weights", "boundary", "distance", "affinities"),
             )
             threads.clear()
             build_weights(root, out, config, scheduler=scheduler, workers=2)

@@ -1,5 +1,12 @@
 """Pass 2 of a build: per shard, re-read its samples, fill void, compute the
-targets and write whole shards (one task owns one shard)."""
+targets and write whole shards (one task owns one shard).
+
+Each array goes to its shard's encoder as soon as it is made: the image,
+labels and instances before the targets are computed. Under the threaded
+scheduler, big arrays (a volume built whole, a block) are compressed by a
+pool of threads meanwhile (:data:`COMPRESS_THREADS`); a chunk's bytes do not
+depend on the thread that made them, so neither does the store.
+"""
 
 from __future__ import annotations
 

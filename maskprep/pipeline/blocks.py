@@ -40,7 +40,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -340,18 +340,27 @@ def block_arrays(
     labels_dtype: np.dtype | str,
     region: Region,
     crop: Region,
+    emit: Callable[[str, np.ndarray], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every stored array of one block of a sample: image, labels, instances, targets."""
+    """Every stored array of one block of a sample: image, labels, instances, targets.
+
+    ``emit(name, array)``, if given, is called with each as soon as it is made.
+    """
     s = _read_region(src, config, crop, image=True)
     assert s.image is not None
     labels = sample_labels(s, config.void_label, labels_dtype)
     inner = _inside(crop, region)
     out = {"image": s.image[inner], "labels": labels[inner], "instances": s.instances[inner]}
+    if emit is not None:
+        for name, arr in out.items():
+            emit(name, arr)
     if config.targets:
         sample = TargetInput(s.image, labels, s.instances, config, weight_lut)
         for name in config.targets:
             target = TARGETS.get(name)
             out[name] = np.asarray(target.compute(sample), dtype=target.dtype)[inner]
+            if emit is not None:
+                emit(name, out[name])
     return out
 
 

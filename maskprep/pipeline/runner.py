@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -100,10 +101,15 @@ class Runner:
         kwargs: dict[str, Any] = {"scheduler": self.scheduler}
         if self.workers is not None and self.scheduler != "sync":
             kwargs["num_workers"] = self.workers
-        if report is None:
-            return list(dask.compute(*tasks, **kwargs))
-        with _TaskCounter(stage, report):
-            return list(dask.compute(*tasks, **kwargs))
+        # Threads of one process may share the compression of a task's chunks
+        # (a volume built whole is one task); other schedulers keep one thread
+        # a task (maskprep.pipeline.write.COMPRESS_THREADS).
+        threads = (self.workers or os.cpu_count() or 1) if self.scheduler == "threads" else 1
+        with dask.config.set({"maskprep.compress-threads": threads}):
+            if report is None:
+                return list(dask.compute(*tasks, **kwargs))
+            with _TaskCounter(stage, report):
+                return list(dask.compute(*tasks, **kwargs))
 
 
 class _TaskCounter:

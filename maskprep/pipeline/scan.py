@@ -36,6 +36,7 @@ __all__ = [
     "SampleInfo",
     "SampleProblem",
     "blockwise_info",
+    "instance_pieces",
     "load_sample",
     "plain",
     "scan_group",
@@ -93,17 +94,43 @@ def load_sample(src: SampleSource, config: BuildConfig, *, image: bool = True) -
     return with_void_border(s, config.void_border, config.void_border_mode, config.void_label)
 
 
-def split_instances(instances: np.ndarray) -> list[int]:
-    """Ids whose pixels form more than one connected piece (full connectivity)."""
-    from skimage.measure import label
+def instance_pieces(instances: np.ndarray) -> np.ndarray:
+    """The id of every connected piece of every instance (full connectivity), one a piece.
 
-    pieces = label(instances, background=0, connectivity=instances.ndim)
-    n = int(pieces.max())
-    if n == 0:
-        return []
-    id_of_piece = np.zeros(n + 1, dtype=np.int64)
-    id_of_piece[pieces.ravel()] = instances.ravel()
-    ids, counts = np.unique(id_of_piece[1:], return_counts=True)
+    An id that appears more than once is in several separate pieces; the
+    distinct values are the instance ids. One pass over the image (a numba
+    union-find over row runs, :mod:`maskprep._kernels._pieces`), with no
+    label array of the image's size.
+
+    >>> lab = np.array([[5, 0, 5], [0, 0, 0], [7, 7, 0]], dtype=np.int32)
+    >>> sorted(instance_pieces(lab).tolist())
+    [5, 5, 7]
+    """
+    from maskprep._kernels._pieces import piece_ids
+
+    arr = instances if instances.ndim == 3 else instances.reshape((1, *instances.shape[-2:]))
+    if arr.size == 0:
+        return np.zeros(0, instances.dtype)
+    if arr.dtype.kind in "ib":
+        # Ids are only compared for equality: one compiled kernel per width.
+        arr = arr.view(f"u{arr.dtype.itemsize}")
+    pieces = piece_ids(np.ascontiguousarray(arr))
+    return pieces.view(instances.dtype) if instances.dtype.kind in "ib" else pieces
+
+
+def split_instances(instances: np.ndarray) -> list[int]:
+    """Ids whose pixels form more than one connected piece (full connectivity), ascending.
+
+    >>> split_instances(np.array([[5, 0, 7], [0, 5, 0]], dtype=np.int32))  # diagonals touch
+    []
+    >>> split_instances(np.array([[5, 0, 5], [0, 0, 0]], dtype=np.int32))
+    [5]
+    """
+    return _split_of(instance_pieces(instances))
+
+
+def _split_of(pieces: np.ndarray) -> list[int]:
+    ids, counts = np.unique(pieces, return_counts=True)
     return [int(i) for i in ids[counts > 1]]
 
 
@@ -133,7 +160,12 @@ def scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo | PendingB
     notes = []
     # Instances in several pieces hint at annotation mistakes in instance
     # masks; in Cityscapes and COCO they are occluded objects, by design.
-    split = split_instances(s.instances) if config.source is None else []
+    if config.source is None:
+        pieces = instance_pieces(s.instances)
+        split = _split_of(pieces)
+        n_instances = int(np.unique(pieces).size)  # the pieces' ids are the instances'
+    else:
+        split, n_instances = [], count_instances(s.instances)
     if split:
         shown = ", ".join(str(i) for i in split[:10])
         more = f" and {len(split) - 10} more" if len(split) > 10 else ""
@@ -171,8 +203,8 @@ def scan_sample(src: SampleSource, config: BuildConfig) -> SampleInfo | PendingB
         channels=None if channels is None else int(channels),
         image_dtype=str(s.image_dtype),
         class_counts=tuple(int(n) for n in per),
-        void_pixels=int(s.void.sum()),
-        n_instances=count_instances(s.instances),
+        void_pixels=int(np.count_nonzero(s.void)),
+        n_instances=n_instances,
         notes=tuple(notes),
         block_counts=block_counts,
         instance_table=table,

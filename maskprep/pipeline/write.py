@@ -1,11 +1,21 @@
 """Pass 2 of a build: per shard, re-read its samples, fill void, compute the
-targets and write whole shards (one task owns one shard)."""
+targets and write whole shards (one task owns one shard).
+
+Each array goes to its shard's encoder as soon as it is made: the image,
+labels and instances before the targets are computed. Under the threaded
+scheduler, big arrays (a volume built whole, a block) are compressed by a
+pool of threads meanwhile (:data:`COMPRESS_THREADS`); a chunk's bytes do not
+depend on the thread that made them, so neither does the store.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +35,7 @@ from maskprep.pipeline.training import (
 from maskprep.store import (
     ArraySpec,
     Location,
+    ShardEncoder,
     StoreLayout,
     combine_checksums,
     put_shard_file,
@@ -38,7 +49,9 @@ from maskprep.voidfill import labels_dtype, sample_labels
 from maskprep.weighting import count_classes
 
 __all__ = [
+    "COMPRESS_THREADS",
     "BlockWork",
+    "compress_pool",
     "plan_layout",
     "sample_arrays",
     "target_specs",
@@ -49,6 +62,34 @@ __all__ = [
 # Test hook: seconds each shard task sleeps first, so a test can kill a build
 # between shards. Never set in normal use.
 SHARD_DELAY_ENV = "MASKPREP_TEST_SHARD_DELAY"
+
+#: Dask config key: threads one task may use to compress its chunks. The
+#: runner sets it for the threaded scheduler (its worker count); elsewhere
+#: (sync, processes, a cluster's single-threaded workers) a task compresses
+#: in its own thread. The chunks' bytes do not depend on it.
+COMPRESS_THREADS = "maskprep.compress-threads"
+#: Arrays smaller than this are compressed in the task's own thread (handing
+#: a small image's few chunks to threads costs more than it saves).
+_POOL_MIN_NBYTES = 4 << 20
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+Emit = Callable[[str, np.ndarray], None]
+
+
+def compress_pool() -> Executor | None:
+    """The process's pool of compression threads for this build, or None (see
+    :data:`COMPRESS_THREADS`); one pool per size, shared by the tasks."""
+    import dask
+
+    n = int(dask.config.get(COMPRESS_THREADS, 1) or 1)
+    if n <= 1:
+        return None
+    with _pools_lock:
+        pool = _pools.get(n)
+        if pool is None:
+            pool = _pools[n] = ThreadPoolExecutor(n, thread_name_prefix="maskprep-zstd")
+    return pool
 
 
 def target_specs(config: BuildConfig, ndim: int) -> tuple[ArraySpec, ...]:
@@ -62,20 +103,31 @@ def target_specs(config: BuildConfig, ndim: int) -> tuple[ArraySpec, ...]:
 
 
 def sample_arrays(
-    src: SampleSource, config: BuildConfig, weight_lut: np.ndarray, labels_dtype: Any
+    src: SampleSource,
+    config: BuildConfig,
+    weight_lut: np.ndarray,
+    labels_dtype: Any,
+    emit: Emit | None = None,
 ) -> dict[str, np.ndarray]:
     """Every stored array of one sample, unpadded: image, labels, instances, targets.
 
     ``weight_lut[label]`` is the class weight of each label value (0 for void).
+    ``emit(name, array)``, if given, is called with each array as soon as it
+    is made (the image, labels and instances before the targets are computed).
     """
     s = load_sample(src, config)
     assert s.image is not None
     labels = sample_labels(s, config.void_label, labels_dtype)
     sample = TargetInput(s.image, labels, s.instances, config, weight_lut)
     out = {"image": s.image, "labels": labels, "instances": s.instances}
+    if emit is not None:
+        for name, arr in out.items():
+            emit(name, arr)
     for name in config.targets:
         target = TARGETS.get(name)
         out[name] = np.asarray(target.compute(sample), dtype=target.dtype)
+        if emit is not None:
+            emit(name, out[name])
     return out
 
 
@@ -157,23 +209,25 @@ def write_sample_shard(
     origin = (0,) * len(layout.spatial_shape)
     digests: dict[str, list[tuple[str, str | None]]] = {n: [] for n in layout.array_names}
     partials: list[TrainingPartials] = []
+    pool = compress_pool()
     for pos, _ in chosen:
         encoders = {
             name: shard_encoder(layout, name, pos, config.zstd_level) for name in layout.array_names
         }
         for j, (src, info) in enumerate(zip(sources, infos, strict=True)):
+            emit = functools.partial(_add, encoders, j, origin, pool)
             work = None
             if info.block_counts is None:
                 if any(pos):
                     continue  # a sample built whole lies in the first spatial shard
-                arrays = _whole_sample(src, info, config, layout, weight_lut, fingerprints, j)
+                arrays = _whole_sample(src, info, config, layout, weight_lut, fingerprints, j, emit)
             else:
                 work = (blocks or {}).get((j, pos))
                 if work is None:
                     continue
-                arrays = _sample_block(src, work, config, layout, weight_lut)
-            for name, arr in arrays.items():
-                encoders[name].add(j, origin, arr)
+                arrays = _sample_block(src, work, config, layout, weight_lut, emit)
+            for enc in encoders.values():
+                enc.wait()  # one sample (or block) in memory at a time
             if wants_training_stats(config):
                 partials.append(_partials(arrays, start + j, info, config, layout, work))
             del arrays
@@ -205,6 +259,20 @@ def write_sample_shard(
     }
     record_shard(loc, shard, record)
     return record
+
+
+def _add(
+    encoders: dict[str, ShardEncoder],
+    slot: int,
+    origin: tuple[int, ...],
+    pool: Executor | None,
+    name: str,
+    arr: np.ndarray,
+) -> None:
+    """Add one array of a sample to its encoder: a big one is compressed by the
+    pool's threads while the task computes the next arrays."""
+    big = pool is not None and arr.nbytes >= _POOL_MIN_NBYTES
+    encoders[name].add(slot, origin, arr, executor=pool if big else None)
 
 
 def _partials(
@@ -240,9 +308,12 @@ def _whole_sample(
     weight_lut: np.ndarray,
     fingerprints: Sequence[Sequence[tuple[str, int, int]]] | None,
     j: int,
+    emit: Emit,
 ) -> dict[str, np.ndarray]:
+    """One sample's arrays, each handed to ``emit`` when made, then checked against
+    pass 1 (a check that fails raises before the shard is written)."""
     try:
-        arrays = sample_arrays(src, config, weight_lut, layout.dtype("labels"))
+        arrays = sample_arrays(src, config, weight_lut, layout.dtype("labels"), emit)
     except DataError:
         if fingerprints is not None:
             _check_unchanged(fingerprints[j])  # say it changed, if that is why
@@ -265,8 +336,11 @@ def _sample_block(
     config: BuildConfig,
     layout: StoreLayout,
     weight_lut: np.ndarray,
+    emit: Emit,
 ) -> dict[str, np.ndarray]:
-    arrays = block_arrays(src, config, weight_lut, layout.dtype("labels"), work.region, work.crop)
+    arrays = block_arrays(
+        src, config, weight_lut, layout.dtype("labels"), work.region, work.crop, emit
+    )
     _check_counts(src, arrays["labels"], work.class_counts, config)
     return arrays
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from typing import Any, Literal
 
 import numpy as np
@@ -105,7 +106,13 @@ def index_nbytes(n_chunks: int) -> int:
 
 
 def _is_fill(chunk: np.ndarray, fill_value: Any) -> bool:
-    if chunk.dtype.kind == "f" and np.isnan(fill_value):
+    nan = chunk.dtype.kind == "f" and np.isnan(fill_value)
+    if chunk.size:
+        # Most chunks of a target hold no fill at their first pixel: skip the pass.
+        first = chunk[(0,) * chunk.ndim]
+        if not (np.isnan(first) if nan else first == fill_value):
+            return False
+    if nan:
         return bool(np.isnan(chunk).all())
     return bool((chunk == fill_value).all())
 
@@ -149,7 +156,9 @@ class ShardEncoder:
     (default: all of it): chunks beyond it are never written. Chunks equal
     to ``fill_value`` are left out, as with zarr's default
     ``write_empty_chunks=False``. With ``checksum`` every chunk ends with its
-    crc32c (zarr's ``crc32c`` codec after ``zstd``).
+    crc32c (zarr's ``crc32c`` codec after ``zstd``). :meth:`add` can hand the
+    chunks to threads (zstd releases the GIL); each chunk's bytes are the
+    same whichever thread made them, so the shard is too.
 
     Examples
     --------
@@ -199,15 +208,24 @@ class ShardEncoder:
         self._codec = Zstd(level=zstd_level, checksum=False)
         self._checksum = bool(checksum)
         self._little = self.dtype.newbyteorder("<")
-        self._chunks: dict[int, bytes] = {}
+        self._chunks: dict[int, bytes | Future[bytes | None]] = {}
 
-    def add(self, slot: int, origin: tuple[int, ...], data: np.ndarray) -> None:
+    def add(
+        self,
+        slot: int,
+        origin: tuple[int, ...],
+        data: np.ndarray,
+        *,
+        executor: Executor | None = None,
+    ) -> None:
         """Add the chunks of ``data``: sample ``slot``'s values from ``origin`` in the shard.
 
         ``origin`` lies on the chunk grid (trailing axes left out are 0, as for
         a channel axis held whole); ``data`` covers whole chunks, except
         where it ends at :attr:`extent` or at the end of the sample (the rest
-        of such a chunk is ``fill_value``: padding).
+        of such a chunk is ``fill_value``: padding). With ``executor``, the
+        chunks are compressed by its threads and ``data`` must not change
+        until :meth:`wait` (or :meth:`finish`) returns.
         """
         origin = (*origin, *(0,) * (len(self.chunk_shape) - len(origin)))  # channels: whole
         if not 0 <= slot < self.n_slots or len(origin) != len(self.chunk_shape):
@@ -228,19 +246,41 @@ class ShardEncoder:
                 )
             )
             piece = data if whole else data[window]
-            if piece.shape != self.chunk_shape:
-                padded = np.full(self.chunk_shape, self.fill_value, dtype=self.dtype)
-                padded[tuple(slice(0, k) for k in piece.shape)] = piece
-                piece = padded
-            if _is_fill(piece, self.fill_value):
-                continue
             pos = (slot, *(f + r for f, r in zip(first, rel, strict=True)))
             flat = int(np.ravel_multi_index(pos, self.grid))
-            raw = np.ascontiguousarray(piece, dtype=self._little)
-            self._chunks[flat] = _encode_chunk(raw, self._codec, self._checksum)
+            if executor is not None:
+                self._chunks[flat] = executor.submit(self._chunk_bytes, piece)
+                continue
+            chunk = self._chunk_bytes(piece)
+            if chunk is not None:
+                self._chunks[flat] = chunk
+            else:
+                self._chunks.pop(flat, None)
+
+    def _chunk_bytes(self, piece: np.ndarray) -> bytes | None:
+        """One chunk's stored bytes (padded to the chunk shape), None if all fill."""
+        if piece.shape != self.chunk_shape:
+            padded = np.full(self.chunk_shape, self.fill_value, dtype=self.dtype)
+            padded[tuple(slice(0, k) for k in piece.shape)] = piece
+            piece = padded
+        if _is_fill(piece, self.fill_value):
+            return None
+        raw = np.ascontiguousarray(piece, dtype=self._little)
+        return _encode_chunk(raw, self._codec, self._checksum)
+
+    def wait(self) -> None:
+        """Wait for the chunks handed to threads (raising what they raised)."""
+        for flat, chunk in list(self._chunks.items()):
+            if isinstance(chunk, Future):
+                data = chunk.result()
+                if data is None:
+                    del self._chunks[flat]
+                else:
+                    self._chunks[flat] = data
 
     def finish(self) -> bytes | None:
         """The shard's bytes (chunks, index, crc32c), or None if every chunk is fill."""
+        self.wait()
         if not self._chunks:
             return None
         n_chunks = int(np.prod(self.grid, dtype=np.int64))
@@ -251,12 +291,15 @@ class ShardEncoder:
             data = self._chunks.get(flat)
             if data is None:
                 continue
+            assert isinstance(data, bytes)
             index[flat] = (offset, len(data))
             parts.append(data)
             offset += len(data)
         index_bytes = index.tobytes()
         crc = crc32c(index_bytes).to_bytes(4, "little")
         return b"".join(parts) + index_bytes + crc
+
+
 def _encode_chunk(raw: np.ndarray, codec: Any, checksum: bool) -> bytes:
     """One chunk's bytes: ``raw`` (C-contiguous, stored byte order) through ``codec``
     (zstd), then, with ``checksum``, the crc32c of those bytes (zarr's ``crc32c`` codec)."""

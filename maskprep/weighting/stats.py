@@ -17,16 +17,32 @@ def count_classes(labels: np.ndarray, void_label: int, num_classes: int) -> np.n
     """int64 pixel count of each class ``0..num_classes-1`` in ``labels``, void excluded.
 
     Labels must be class indices or ``void_label`` (as maskprep's stored
-    labels are); one ``np.bincount`` over the image.
+    labels are); other values are not counted.
 
     Examples
     --------
     >>> count_classes(np.array([[0, 1], [255, 1]], dtype=np.uint8), 255, 2).tolist()
     [1, 2]
     """
-    counts = np.bincount(labels.ravel(), minlength=max(num_classes, void_label + 1))
+    flat = labels.ravel()
+    if num_classes <= _FEW_CLASSES and flat.size > _BINCOUNT_CHUNK:
+        # np.bincount first casts the labels to intp (8 bytes a pixel, a copy
+        # of a 3D volume's size); one comparison pass per class is 5-10x faster.
+        counts = np.array(
+            [0 if c == void_label else np.count_nonzero(flat == c) for c in range(num_classes)],
+            dtype=np.int64,
+        )
+        return counts
+    counts = np.zeros(max(num_classes, void_label + 1), dtype=np.int64)
+    for i in range(0, flat.size, _BINCOUNT_CHUNK):  # the cast stays in the cache
+        counts += np.bincount(flat[i : i + _BINCOUNT_CHUNK], minlength=counts.size)[: counts.size]
     counts[void_label] = 0
-    return counts[:num_classes].astype(np.int64)
+    return counts[:num_classes]
+
+
+#: Classes up to which :func:`count_classes` compares per class instead of ``np.bincount``.
+_FEW_CLASSES = 8
+_BINCOUNT_CHUNK = 1 << 20
 
 
 def _is_int(value: object) -> bool:

@@ -12,6 +12,10 @@ for tall instances, a binary pass along y then a minimum or lower envelopes
 along x), ``windowed_3d`` with envelopes along x and a brute-force minimum
 across the few slices the instance spans.
 
+``windowed_2d_weights`` does the 2D transform in one sweep down the image
+and writes each row's exponent once no later instance can reach it, so the
+distances live in a ring of rows that stays in cache.
+
 Distances are kept squared until the very end. ``d1 <= d2`` hold, per
 pixel, the two smallest squared distances to distinct instances merged so
 far, with ``inf`` meaning "farther than the cutoff R" (``r2 = R**2``).

@@ -257,7 +257,12 @@ def border_weights(
     ``R**2`` are discarded as soon as they appear, for the same reason. The
     two smallest values per pixel are kept in float32, so memory is
     O(pixels), and the result does not depend on the order of the instances
-    and is the same on every call.
+    and is the same on every call. In 2D with one thread the transform
+    sweeps down the image, instances by first row: rows no later instance
+    reaches are final, and their term is computed at once, so the two
+    distances are held only for the rows still open (as many as the
+    tallest grown box), in cache; the values are those of whole-image
+    passes, which several threads use.
 
     That windowed transform costs, per pixel, about as many updates as there
     are instances whose grown box covers the pixel, which in dense scenes, in

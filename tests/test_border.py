@@ -416,6 +416,68 @@ def test_threads_give_byte_identical_results(
     assert_close(lab, spacing=spacing, threads=threads, method=method)
 
 
+def _two_pass_2d(
+    lab: np.ndarray, sigma: float, spacing: tuple[float, float], region: str
+) -> np.ndarray:
+    """The 2D windowed map by whole-image distance arrays, then exponents (no sweep)."""
+    k = border_mod._k
+    lab3, sp3, _ = border_mod._prepare(lab, spacing)
+    ids, boxes = k.scan_boxes(lab3)
+    cutoff = float(sigma * np.sqrt(2.0 * np.log(1e6)))
+    grown = zip(sp3[1:], lab3.shape[1:], strict=True)
+    my, mx = (int(min(np.ceil(cutoff / s), n)) for s, n in grown)
+    d1 = np.full(lab3.shape[1:], np.inf, dtype=np.float32)
+    d2 = np.full(lab3.shape[1:], np.inf, dtype=np.float32)
+    rest = (border_mod._ROWS_RATIO, border_mod._BRUTE_X_MAX)
+    k.windowed_2d(lab3, ids, boxes, sp3[1], sp3[2], my, mx, cutoff**2, d1, d2, *rest)
+    flat1, flat2 = d1.reshape(-1), d2.reshape(-1)
+    k.exponents(flat1, flat2, cutoff, float(np.log(W0)), 0.5 / sigma**2, region == "background")
+    return np.exp(d1)
+
+
+@pytest.mark.parametrize("region", ["background", "all"])
+@pytest.mark.parametrize(
+    ("shape", "n", "radius", "spacing", "sigma"),
+    [
+        ((96, 120), 30, (3.0, 9.0), (1.0, 1.0), 5.0),
+        ((200, 64), 12, (4.0, 30.0), (1.0, 1.0), 3.0),  # the ring spans most rows
+        ((80, 90), 20, (2.0, 12.0), (0.7, 1.3), 4.0),
+        ((40, 300), 9, (2.0, 6.0), (2.0, 0.5), 2.0),
+    ],
+)
+def test_sweep_equals_two_passes(
+    region: str,
+    shape: tuple[int, int],
+    n: int,
+    radius: tuple[float, float],
+    spacing: tuple[float, float],
+    sigma: float,
+) -> None:
+    """One thread's sweep (rows finished in a ring) is byte-identical to whole-image passes."""
+    lab = touching_disks(shape, n, radius, seed=n, spacing=spacing)
+    # Tall and wide instances too: every path of the 2D kernel writes into the ring.
+    lab[5:70, 3:7] = 900
+    lab[10:12, 20:60] = 901
+    lab[: shape[0] // 2, -9:] = 902
+    got = border_weights(lab, w0=W0, sigma=sigma, spacing=spacing, region=region, method="windowed")
+    want = _two_pass_2d(lab, sigma, spacing, region)
+    assert got.tobytes() == want.tobytes()
+    assert np.count_nonzero(got) > 0
+
+
+@_SETTINGS
+@given(case=_cases(_labels(np.int32, 2, 24), _spacings(2, 0.3), st.floats(0.5, 6.0)))
+def test_hypothesis_sweep_equals_two_passes(case: dict[str, Any]) -> None:
+    lab, sp = case["labels"], case["spacing"]
+    got = border_weights(
+        lab, w0=W0, sigma=case["sigma"], spacing=sp, region=case["region"], method="windowed"
+    )
+    if len(np.unique(lab[lab != 0])) < 2:
+        assert not got.any()
+        return
+    assert got.tobytes() == _two_pass_2d(lab, case["sigma"], sp, case["region"]).tobytes()
+
+
 def test_merge_smallest_is_the_two_smallest_of_the_union() -> None:
     from maskprep import _kernels
 
@@ -506,7 +568,11 @@ def test_auto_picks_separable_where_boxes_overlap_much() -> None:
 def test_every_label_dtype_reaches_the_kernels_as_uint32(monkeypatch: pytest.MonkeyPatch) -> None:
     """One compiled variant per kernel: labels uint32 (uint64 only for ids beyond 2**32),
     boxes C-ordered in 2D and 3D alike."""
-    seen: dict[str, list[tuple[str, np.dtype, bool]]] = {"windowed_2d": [], "windowed_3d": []}
+    seen: dict[str, list[tuple[str, np.dtype, bool]]] = {
+        "windowed_2d_weights": [],
+        "windowed_2d": [],
+        "windowed_3d": [],
+    }
 
     for name in seen:
         real = getattr(border_mod._k, name)
@@ -521,6 +587,8 @@ def test_every_label_dtype_reaches_the_kernels_as_uint32(monkeypatch: pytest.Mon
     lab = touching_disks((40, 44), 9, (3.0, 9.0), 4)
     for dtype in (np.uint8, np.int8, np.int16, np.int32, np.int64, np.uint64, bool):
         border_weights(lab.astype(dtype), method="windowed")
+        # Several threads take the two-pass kernel (windowed_2d), one the sweep.
+        border_weights(lab.astype(dtype), method="windowed", threads=2)
     border_weights(
         touching_disks((10, 14, 16), 6, (2.0, 5.0), 4).astype(np.int16), method="windowed"
     )

@@ -7,6 +7,7 @@ from maskprep._kernels._border import (
     merge_smallest,
     scan_boxes,
     windowed_2d,
+    windowed_2d_weights,
     windowed_3d,
 )
 from maskprep._kernels._border_separable import sep_line_pass, sep_x_pass
@@ -18,5 +19,6 @@ __all__ = [
     "sep_line_pass",
     "sep_x_pass",
     "windowed_2d",
+    "windowed_2d_weights",
     "windowed_3d",
 ]

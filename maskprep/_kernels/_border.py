@@ -12,6 +12,10 @@ for tall instances, a binary pass along y then a minimum or lower envelopes
 along x), ``windowed_3d`` with envelopes along x and a brute-force minimum
 across the few slices the instance spans.
 
+``windowed_2d_weights`` does the 2D transform in one sweep down the image
+and writes each row's exponent once no later instance can reach it, so the
+distances live in a ring of rows that stays in cache.
+
 Distances are kept squared until the very end. ``d1 <= d2`` hold, per
 pixel, the two smallest squared distances to distinct instances merged so
 far, with ``inf`` meaning "farther than the cutoff R" (``r2 = R**2``).
@@ -23,12 +27,17 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 __all__ = [
     "exponents",
     "merge_smallest",
     "scan_boxes",
     "windowed_2d",
+    "windowed_2d_weights",
     "windowed_3d",
 ]
 
@@ -37,6 +46,41 @@ _INF32 = np.float32(np.inf)
 # Larger than any line length, so "no instance pixel on this line" never looks near.
 _FAR = np.int64(1) << np.int64(40)
 _GOLDEN = np.uint64(11400714819323198485)
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):  # type: ignore[no-untyped-def]
+    """Hint that ``arr[idx]`` (1D) will be read soon (``llvm.prefetch``; changes no value)."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # A read, kept in every cache level, of data.
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _prefetch_box(flat: np.ndarray, nx: int, y0: int, y1: int, x0: int, x1: int) -> None:
+    """Prefetch rows ``[y0, y1)``, columns ``[x0, x1)`` of the image whose flat view is ``flat``.
+
+    An instance's rows are an image row apart, a stride the hardware
+    prefetcher does not follow: asked for one instance ahead, the reads of
+    its labels no longer wait on memory one row at a time (the 2D sweep
+    went 8-9% faster on the benchmark's images).
+    """
+    for y in range(y0, y1):
+        base = y * nx
+        for x in range(x0, x1, 16):
+            _prefetch(flat, base + x)  # type: ignore[call-arg]
+        _prefetch(flat, base + x1 - 1)  # type: ignore[call-arg]
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -428,11 +472,14 @@ def _rows_to_d12(
 ) -> None:
     """Spread each row of ``g`` (columns from ``x0``) along x and merge it into row ``yy0 + r``.
 
-    Kept apart from the label-reading code so that it is compiled once, not
-    once per label dtype.
+    Image row y is row ``y % len(d1)`` of ``d1`` and ``d2`` (see
+    :func:`windowed_2d_weights`). Kept apart from the label-reading code so
+    that it is compiled once, not once per label dtype.
     """
+    hr = d1.shape[0]
     for r in range(g.shape[0]):
-        _line_to_d12(g[r], x0, sx2, xx0, xx1, r2, d1[yy0 + r], d2[yy0 + r], env, line, owner)
+        q = (yy0 + r) % hr
+        _line_to_d12(g[r], x0, sx2, xx0, xx1, r2, d1[q], d2[q], env, line, owner)
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -518,6 +565,7 @@ def _rows_brute_to_d12(
     vectorised across the outputs (in float32: the result is stored in
     float32 anyway). ``line``, ``ramp`` (``ramp[i] == i``), ``sg`` and ``sc``
     are scratch of at least the image width plus 16 and the box width plus 4.
+    Image row y is row ``y % len(d1)`` of ``d1`` and ``d2``.
     """
     s2 = np.float32(sx2)
     for r in range(g.shape[0]):
@@ -552,7 +600,8 @@ def _rows_brute_to_d12(
         nv = (n + 15) // 16 * 16
         for k in range(0, ns, 4):
             _min_parabolas4(line, ramp, nv, sg, sc, k, s2, k == 0)
-        _merge_line(line[:n], r2, d1[yy0 + r, a:b], d2[yy0 + r, a:b])
+        q = (yy0 + r) % d1.shape[0]
+        _merge_line(line[:n], r2, d1[q, a:b], d2[q, a:b])
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -743,12 +792,14 @@ def _pruned_rows_to_d12(
     saved). ``vtab[d]`` is the float32 squared distance of d rows (inf
     beyond r2) and ``rtab[d]`` how many columns a pixel d rows away reaches
     within r2 (-1: none, from ``dymax + 1`` on). ``hx`` holds ``bh + 1`` rows of width ``wx`` (the
-    last all inf, for padding); the outputs are columns ``[xx0, xx1)``.
+    last all inf, for padding); the outputs are columns ``[xx0, xx1)``. Image
+    row y is row ``y % len(d1)`` of ``d1`` and ``d2``.
     """
     bh = y1 - y0
     gx = xx1 - xx0
     wx = hx.size // (nruns.size + 1)
     nxd = d1.shape[1]
+    hr = d1.shape[0]
     d1f = d1.reshape(-1)
     d2f = d2.reshape(-1)
     for r in range(bh):
@@ -894,8 +945,8 @@ def _pruned_rows_to_d12(
         else:
             for t in range(0, nk, 4):
                 _min_rows4x2(line, line2, hx, at, v, v2, t, nv, t == 0)
-            _merge_flat(line2, r2, d1f, d2f, yb * nxd + a, n)
-        _merge_flat(line, r2, d1f, d2f, y * nxd + a, n)
+            _merge_flat(line2, r2, d1f, d2f, (yb % hr) * nxd + a, n)
+        _merge_flat(line, r2, d1f, d2f, (y % hr) * nxd + a, n)
         y = yb + 1
 
 
@@ -915,6 +966,112 @@ def windowed_2d(
     brute_x_max: int,
 ) -> None:
     """Merge every instance's squared distance (<= r2) into ``d1``/``d2`` (2D, z size 1).
+
+    ``d1`` and ``d2`` have shape ``(H, W)``; see :func:`_windowed_2d`.
+    """
+    _windowed_2d(
+        lab,
+        ids,
+        boxes,
+        sy,
+        sx,
+        my,
+        mx,
+        r2,
+        d1,
+        d2,
+        rows_ratio,
+        brute_x_max,
+        d1[:0],
+        0.0,
+        0.0,
+        0.0,
+        False,
+    )
+
+
+@numba.njit(nogil=True, cache=True)
+def windowed_2d_weights(
+    lab: np.ndarray,
+    ids: np.ndarray,
+    boxes: np.ndarray,
+    sy: float,
+    sx: float,
+    my: int,
+    mx: int,
+    r2: float,
+    rows_ratio: float,
+    brute_x_max: int,
+    out: np.ndarray,
+    cutoff: float,
+    logw0: float,
+    inv2s2: float,
+    background: bool,
+) -> None:
+    """:func:`windowed_2d` and :func:`exponents` in one sweep down the image, into ``out``.
+
+    The instances must come in order of their first row (as
+    :func:`scan_boxes` returns them). Then no instance after one starting
+    at row y0 reaches a row above ``y0 - my``: those rows are final, and
+    their exponents are written to ``out`` (shape ``(H, W)``, float32) at
+    once. ``d1`` and ``d2`` only hold the rows still open, in a ring of as
+    many rows as the tallest grown box: in cache, where two whole images
+    were not (the merges waited on memory), and no full-image fill. The
+    values are those of :func:`windowed_2d` and then :func:`exponents`.
+    """
+    ny = lab.shape[1]
+    nx = lab.shape[2]
+    hr = 1
+    for k in range(ids.size):
+        hr = max(hr, min(ny, boxes[k, 3] + my) - max(0, boxes[k, 2] - my))
+    d1 = np.full((hr, nx), _INF32, dtype=np.float32)
+    d2 = np.full((hr, nx), _INF32, dtype=np.float32)
+    _windowed_2d(
+        lab,
+        ids,
+        boxes,
+        sy,
+        sx,
+        my,
+        mx,
+        r2,
+        d1,
+        d2,
+        rows_ratio,
+        brute_x_max,
+        out,
+        cutoff,
+        logw0,
+        inv2s2,
+        background,
+    )
+
+
+@numba.njit(nogil=True, cache=True)
+def _windowed_2d(
+    lab: np.ndarray,
+    ids: np.ndarray,
+    boxes: np.ndarray,
+    sy: float,
+    sx: float,
+    my: int,
+    mx: int,
+    r2: float,
+    d1: np.ndarray,
+    d2: np.ndarray,
+    rows_ratio: float,
+    brute_x_max: int,
+    out: np.ndarray,
+    cutoff: float,
+    logw0: float,
+    inv2s2: float,
+    background: bool,
+) -> None:
+    """Merge every instance's squared distance (<= r2) into ``d1``/``d2`` (2D, z size 1).
+
+    With an empty ``out``, ``d1`` and ``d2`` are the whole ``(H, W)`` image;
+    otherwise a ring of rows (image row y is row ``y % len(d1)``) whose rows
+    are written to ``out`` as exponents when final (:func:`windowed_2d_weights`).
 
     Each instance is transformed only inside its box grown by ``(my, mx)``
     pixels: beyond that its distance exceeds the cutoff anyway. ``d1`` and
@@ -978,10 +1135,20 @@ def windowed_2d(
     hull = np.empty((2, bh_max), dtype=np.int64)
     line2 = np.empty(nx + 16, dtype=np.float32)
     vv2 = np.empty(bh_max + 4, dtype=np.float32)
+    stream = out.size > 0
+    hr = d1.shape[0]
+    done = 0
+    flat = lab.reshape(-1)
     for k in range(n):
         y0, y1, x0, x1 = boxes[k, 2], boxes[k, 3], boxes[k, 4], boxes[k, 5]
+        if k + 1 < n:
+            _prefetch_box(
+                flat, nx, boxes[k + 1, 2], boxes[k + 1, 3], boxes[k + 1, 4], boxes[k + 1, 5]
+            )
         yy0 = max(0, y0 - my)
         yy1 = min(ny, y1 + my)
+        if stream:
+            done = _emit_rows(d1, d2, out, done, yy0, hr, cutoff, logw0, inv2s2, background)
         if y1 - y0 <= rows_ratio * (x1 - x0) + 16:
             _pruned_rows_to_d12(
                 lab,
@@ -1023,6 +1190,30 @@ def windowed_2d(
             _rows_brute_to_d12(rows, x0, yy0, xx0, xx1, sx2, r2, d1, d2, line, ramp, sg, sc)
         else:
             _rows_to_d12(rows, x0, yy0, xx0, xx1, sx2, r2, d1, d2, env, line, owner)
+    if stream:
+        _emit_rows(d1, d2, out, done, ny, hr, cutoff, logw0, inv2s2, background)
+
+
+@numba.njit(nogil=True, cache=True)
+def _emit_rows(
+    d1: np.ndarray,
+    d2: np.ndarray,
+    out: np.ndarray,
+    done: int,
+    upto: int,
+    hr: int,
+    cutoff: float,
+    logw0: float,
+    inv2s2: float,
+    background: bool,
+) -> int:
+    """Exponents of the final image rows ``[done, upto)`` into ``out``; their ring rows reset."""
+    for y in range(done, upto):
+        q = y % hr
+        _exponents_into(d1[q], d2[q], out[y], cutoff, logw0, inv2s2, background)
+        d1[q, :] = _INF32
+        d2[q, :] = _INF32
+    return max(done, upto)
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -1341,6 +1532,20 @@ def exponents(
     (``d1 == 0``) when ``background``, and results below the float32 normal
     range, where numpy's exp would slow down about 12x.
     """
+    _exponents_into(d1, d2, d1, cutoff, logw0, inv2s2, background)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _exponents_into(
+    d1: np.ndarray,
+    d2: np.ndarray,
+    out: np.ndarray,
+    cutoff: float,
+    logw0: float,
+    inv2s2: float,
+    background: bool,
+) -> None:
+    """:func:`exponents` of flat ``d1``, ``d2`` into ``out`` (which may be ``d1``)."""
     # float32 throughout and no branches, so that LLVM vectorises; the
     # float32 error (relative 1e-6 in the result) is far below tolerance.
     lowest = np.float32(0.0) if background else np.float32(-1.0)
@@ -1358,7 +1563,7 @@ def exponents(
             far &= d2[np.uint64(i)] == _INF32
         if far:
             for i in range(s0, s1):
-                d1[np.uint64(i)] = -_INF32
+                out[np.uint64(i)] = -_INF32
             continue
         for i in range(s0, s1):
             u = np.uint64(i)
@@ -1366,4 +1571,4 @@ def exponents(
             s = np.sqrt(a) + np.sqrt(d2[u])
             t = lw0 - s * s * scale
             keep = (s <= cut) & (t >= floor) & (a > lowest)
-            d1[u] = t if keep else -_INF32
+            out[u] = t if keep else -_INF32

@@ -154,7 +154,7 @@ def _fits_uint32(arr: np.ndarray) -> bool:
 
 def _kernels_used() -> tuple[object, ...]:
     """The numba dispatchers a 2D build of ordinary images calls (threads=1, windowed)."""
-    return (_k.scan_boxes, _k.windowed_2d, _k.exponents)
+    return (_k.scan_boxes, _k.windowed_2d_weights)
 
 
 def kernels_compiled() -> bool:
@@ -257,7 +257,12 @@ def border_weights(
     ``R**2`` are discarded as soon as they appear, for the same reason. The
     two smallest values per pixel are kept in float32, so memory is
     O(pixels), and the result does not depend on the order of the instances
-    and is the same on every call.
+    and is the same on every call. In 2D with one thread the transform
+    sweeps down the image, instances by first row: rows no later instance
+    reaches are final, and their term is computed at once, so the two
+    distances are held only for the rows still open (as many as the
+    tallest grown box), in cache; the values are those of whole-image
+    passes, which several threads use.
 
     That windowed transform costs, per pixel, about as many updates as there
     are instances whose grown box covers the pixel, which in dense scenes, in
@@ -307,6 +312,35 @@ def border_weights(
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     sz, sy, sx = sp3
     mz, my, mx = margins
+    logw0, inv2s2, background = float(np.log(w0)), 0.5 / sigma**2, region == "background"
+    if lab.shape[0] == 1 and len(groups) == 1:
+        # One sweep down the image: distances and exponents of each row as
+        # soon as it is final, in a ring of rows that stays in cache (the
+        # same values as the two passes below). The sweep needs the
+        # instances by first row, the order scan_boxes finds them in.
+        if boxes.shape[0] > 1 and np.any(boxes[1:, 2] < boxes[:-1, 2]):
+            order = np.argsort(boxes[:, 2], kind="stable")
+            ids, boxes = ids[order], boxes[order]
+        out = np.empty(lab.shape, dtype=np.float32)
+        _k.windowed_2d_weights(
+            lab,
+            ids,
+            boxes,
+            sy,
+            sx,
+            my,
+            mx,
+            r2,
+            _ROWS_RATIO,
+            _BRUTE_X_MAX,
+            out[0],
+            cutoff,
+            logw0,
+            inv2s2,
+            background,
+        )
+        np.exp(out, out=out)
+        return _finish(out, arr.shape, transposed)
 
     def spread(g: int) -> tuple[np.ndarray, np.ndarray]:
         # Allocated here, so that with several threads the pages are touched in parallel.
@@ -320,8 +354,6 @@ def border_weights(
                 lab, ids[sel], boxes[sel], sz, sy, sx, mz, my, mx, r2, e1, e2, _BRUTE_Z_MAX
             )
         return e1, e2
-
-    logw0, inv2s2, background = float(np.log(w0)), 0.5 / sigma**2, region == "background"
 
     def finish(part: slice) -> None:
         # d1 (the first pair) becomes the output: no third image is touched.

@@ -12,7 +12,7 @@ import tifffile
 
 from maskprep import BuildConfig, build_weights
 from maskprep.pipeline import write
-from maskprep.store.codec import ShardEncoder
+from maskprep.store.encode import ShardEncoder
 
 
 @pytest.mark.parametrize(
@@ -40,12 +40,12 @@ def test_encoder_with_threads_gives_the_same_bytes(dtype: str, fill: float) -> N
 def test_an_error_in_a_compression_thread_is_raised_by_finish(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from maskprep.store import codec
+    from maskprep.store import encode
 
     def broken(*args: object) -> bytes:
         raise ValueError("zstd failed")
 
-    monkeypatch.setattr(codec, "_encode_chunk", broken)
+    monkeypatch.setattr(encode, "_encode_chunk", broken)
     enc = ShardEncoder(1, (4,), (4,), np.dtype("uint8"), 0, 3)
     with ThreadPoolExecutor(1) as pool:
         enc.add(0, (0,), np.ones(4, np.uint8), executor=pool)  # does not raise here

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from maskprep.store.codec import encode_shard
+from maskprep.store.encode import encode_shard
 
 
 def _zarr_shards(tmp: Path, data: np.ndarray, shard: int, fill: object, level: int) -> list:

@@ -56,19 +56,18 @@ from maskprep.store.codec import (
     CHUNK_CHECKSUM_NBYTES,
     MISSING,
     ZSTD_MAGIC,
-    ShardEncoder,
     UnsupportedFormat,
     corrupt_chunks,
     crc32c,
     decode_chunk_into,
     decode_index,
-    encode_shard,
     frame_content_size,
     index_nbytes,
     morton_order,
     parse_endian,
     parse_fill_value,
 )
+from maskprep.store.encode import ShardEncoder, encode_shard
 from maskprep.store.location import Location, check_directory, make_directory
 from maskprep.store.lock import lock_path, writer_lock
 from maskprep.store.metadata import (

@@ -23,7 +23,7 @@ from collections import defaultdict
 import numpy as np
 
 from maskprep.errors import StoreError
-from maskprep.store.codec import encode_shard
+from maskprep.store.encode import encode_shard
 from maskprep.store.location import Location
 from maskprep.store.metadata import StoreLayout
 

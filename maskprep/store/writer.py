@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from maskprep.errors import StoreError
-from maskprep.store.codec import ShardEncoder
+from maskprep.store.encode import ShardEncoder
 from maskprep.store.location import Location
 from maskprep.store.metadata import RECORDS_GROUP, SHAPES_KEY, StoreLayout, StoreMetadata
 
